@@ -1,0 +1,77 @@
+"""The small base every inference backend implements.
+
+A backend loads one model, describes its input and outputs, and runs it. The host path
+(``infer``) takes a float32 NCHW numpy tensor and returns numpy outputs in the model's
+output order; GPU backends add device-pointer entry points on the pipeline's stream.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from inspector.config import ModelConfig
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """Name, shape (None or -1 for dynamic dims) and numpy dtype name of one tensor."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What a loaded model says about itself."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def input_hw(self) -> tuple[int, int] | None:
+        """Static (H, W) of the first input, if known."""
+        shape = self.inputs[0].shape
+        if len(shape) == 4 and isinstance(shape[2], int) and isinstance(shape[3], int):
+            if shape[2] > 0 and shape[3] > 0:
+                return shape[2], shape[3]
+        return None
+
+
+class Backend(abc.ABC):
+    """Runs one model. Subclasses must not import heavy runtimes at module import."""
+
+    name: str = "base"
+
+    def __init__(self, model: ModelConfig) -> None:
+        self.model = model
+        self._info: ModelInfo | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            raise RuntimeError(f"{self.name} backend used before load()")
+        return self._info
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load the model and fill ``self._info``; raise BackendError on failure."""
+
+    @abc.abstractmethod
+    def infer(self, tensor: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+        """Run on one host input tensor; return outputs in model order."""
+
+    def warmup(self, runs: int = 3) -> None:
+        """Run a few zero inputs so the first part does not pay for lazy init."""
+        hw = self.info.input_hw or (self.model.input_size or (640, 640))
+        zeros = np.zeros((1, 3, *hw), np.float32)
+        for _ in range(runs):
+            self.infer(zeros)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, default does nothing
+        """Release resources."""

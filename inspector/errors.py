@@ -1,0 +1,43 @@
+"""The one exception tree of inspector.
+
+Every error the daemon raises on purpose derives from ``InspectorError``. A stage that
+catches one of these turns the part into NG with the matching reason code; it never
+turns it into OK.
+"""
+
+from __future__ import annotations
+
+#: Exit code for configuration errors (EX_CONFIG), so systemd does not restart-loop.
+EXIT_CONFIG = 78
+
+
+class InspectorError(Exception):
+    """Base of every deliberate inspector error."""
+
+
+class ConfigError(InspectorError):
+    """The configuration (YAML, recipe, rule) is invalid."""
+
+
+class CameraError(InspectorError):
+    """Acquisition failed: no device, lost device, timeout, damaged buffer."""
+
+
+class FrameError(CameraError):
+    """A frame arrived but cannot be inspected (wrong shape, dtype, incomplete)."""
+
+
+class BackendError(InspectorError):
+    """An inference backend failed to load or to run."""
+
+
+class EngineError(BackendError):
+    """A TensorRT engine is missing, stale, tampered with or incompatible."""
+
+
+class ModelError(InspectorError):
+    """A model's outputs do not match the layout its family expects."""
+
+
+class PlcError(InspectorError):
+    """The PLC link failed or the PLC sent a value that is out of protocol."""

@@ -1,0 +1,56 @@
+"""What every model family provides: a callable from raw outputs to findings."""
+
+from __future__ import annotations
+
+import ast
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from inspector.preprocess.geometry import Geometry
+from inspector.types import Finding
+
+
+class Postprocessor(Protocol):
+    """Turns one part's raw outputs (model order, batch 1) into findings in frame pixels.
+
+    Raises ``ModelError`` when the outputs do not have the layout the family expects.
+    """
+
+    input_hw: tuple[int, int]
+    class_names: tuple[str, ...]
+
+    def __call__(
+        self, outputs: list[npt.NDArray[np.float32]], geometry: Geometry
+    ) -> list[Finding]: ...
+
+
+def parse_names(raw: str | None) -> tuple[str, ...] | None:
+    """Read Ultralytics ``names`` metadata: a Python-repr dict ``{0: 'a', 1: 'b'}`` or list."""
+    if not raw:
+        return None
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(value, dict):
+        return tuple(str(value[k]) for k in sorted(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    return None
+
+
+def parse_imgsz(raw: str | None) -> tuple[int, int] | None:
+    """Read Ultralytics ``imgsz`` metadata: ``[640, 640]`` or ``640``."""
+    if not raw:
+        return None
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    return None

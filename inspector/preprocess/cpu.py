@@ -1,0 +1,87 @@
+"""CPU preprocessing with OpenCV/numpy: frame → float32 NCHW tensor + Geometry.
+
+Accepted frames are 8-bit: Mono8 (H×W), BGR8/RGB8 (H×W×3) and the Bayer 8-bit mosaics
+(H×W; debayered here, as the GPU path does in its fused kernel). Cameras convert deeper
+formats to these before handing frames over (camera/convert.py).
+
+Order of work: debayer → resize (mono frames stay one channel until the end, which is
+cheaper) → pad → scale/normalise → channel order → CHW.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from inspector.config import PreprocessConfig
+from inspector.errors import FrameError
+from inspector.preprocess.geometry import Geometry, fit
+
+# GenICam names the top-left 2×2 of the mosaic (BayerRG = R G / G B). OpenCV's RGGB
+# aliases use the same convention.
+_DEBAYER = {
+    "BayerRG8": cv2.COLOR_BayerRGGB2BGR,
+    "BayerBG8": cv2.COLOR_BayerBGGR2BGR,
+    "BayerGR8": cv2.COLOR_BayerGRBG2BGR,
+    "BayerGB8": cv2.COLOR_BayerGBRG2BGR,
+}
+PIXEL_FORMATS = ("Mono8", "BGR8", "RGB8", *_DEBAYER)
+
+
+def check_frame(image: npt.NDArray[np.generic], pixel_format: str) -> None:
+    """Raise FrameError unless ``image`` is a plausible frame of ``pixel_format``."""
+    if pixel_format not in PIXEL_FORMATS:
+        raise FrameError(f"unsupported pixel format {pixel_format!r}; expected {PIXEL_FORMATS}")
+    if image.dtype != np.uint8:
+        raise FrameError(f"{pixel_format} frame must be uint8, is {image.dtype}")
+    want_ndim = 3 if pixel_format in ("BGR8", "RGB8") else 2
+    if image.ndim != want_ndim or (want_ndim == 3 and image.shape[2] != 3):
+        raise FrameError(f"{pixel_format} frame has shape {image.shape}")
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise FrameError(f"frame too small: {image.shape}")
+
+
+def to_color(image: npt.NDArray[np.uint8], pixel_format: str) -> npt.NDArray[np.uint8]:
+    """Debayer or pass through; returns Mono (H×W) or BGR/RGB (H×W×3) as given."""
+    code = _DEBAYER.get(pixel_format)
+    if code is not None:
+        return cv2.cvtColor(image, code)  # type: ignore[no-any-return]
+    return image
+
+
+def preprocess(
+    image: npt.NDArray[np.uint8],
+    pixel_format: str,
+    input_hw: tuple[int, int],
+    cfg: PreprocessConfig,
+) -> tuple[npt.NDArray[np.float32], Geometry]:
+    """Turn one frame into a ``[1, 3, H, W]`` float32 tensor and its geometry."""
+    check_frame(image, pixel_format)
+    img = to_color(image, pixel_format)
+    src_order = "RGB" if pixel_format == "RGB8" else "BGR"
+    dst_h, dst_w = input_hw
+    geo = fit(img.shape[0], img.shape[1], dst_h, dst_w, cfg.resize)
+    new_w, new_h = round(geo.src_w * geo.scale_x), round(geo.src_h * geo.scale_y)
+    resized = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+
+    mean = np.asarray(cfg.mean, np.float32)  # RGB order in config
+    std = np.asarray(cfg.std, np.float32)
+    if cfg.channel_order == "BGR":
+        mean, std = mean[::-1], std[::-1]
+    out = np.empty((1, 3, dst_h, dst_w), np.float32)
+    px, py = int(geo.pad_x), int(geo.pad_y)
+    pad = cfg.pad_value / 255.0
+    for c in range(3):
+        out[0, c] = (pad - mean[c]) / std[c]
+    region = out[0, :, py : py + new_h, px : px + new_w]
+    if resized.ndim == 2:
+        plane = resized.astype(np.float32) * (1.0 / 255.0)
+        for c in range(3):
+            region[c] = (plane - mean[c]) / std[c]
+    else:
+        flip = (src_order != cfg.channel_order)
+        for c in range(3):
+            src_c = 2 - c if flip else c
+            region[c] = (resized[:, :, src_c].astype(np.float32) * (1.0 / 255.0) - mean[c]) / std[c]
+    return out, geo
