@@ -53,17 +53,23 @@ class TriggerConfig(_Model):
         10.0, gt=0, le=1000, description="Parts per second of the internal trigger."
     )
     max_parts: int | None = Field(
-        None, ge=1, description="Stop after this many parts (internal trigger only); None runs forever."
+        None,
+        ge=1,
+        description="Stop after this many parts (internal trigger only); None runs forever.",
     )
 
 
 # ------------------------------------------------------------------------- camera
+DefectKind = Literal["scratch", "spot", "missing_hole"]
+_DEFECT_KINDS: tuple[DefectKind, ...] = ("scratch", "spot", "missing_hole")
+
+
 class SimDefectConfig(_Model):
     """Defects the simulated line puts on parts."""
 
     rate: float = Field(0.3, ge=0, le=1, description="Fraction of parts that carry defects.")
-    kinds: list[Literal["scratch", "spot", "missing_hole"]] = Field(
-        default_factory=lambda: ["scratch", "spot", "missing_hole"],
+    kinds: list[DefectKind] = Field(
+        default_factory=lambda: list(_DEFECT_KINDS),
         min_length=1,
         description="Defect kinds to draw from.",
     )
@@ -126,6 +132,33 @@ class GenicamCameraConfig(_Model):
         0.5, gt=0, description="First reconnect delay; doubles up to reconnect_backoff_max_s."
     )
     reconnect_backoff_max_s: float = Field(10.0, gt=0, description="Reconnect delay cap.")
+    num_buffers: int = Field(
+        8,
+        ge=2,
+        le=256,
+        description="Buffers announced to the producer; hardware trigger holds one per part "
+        "in flight, so keep it above the parts between the sensor and the camera.",
+    )
+    frame_id_wrap: int | None = Field(
+        None,
+        ge=2,
+        description="Frame ids wrap at this value (65535 for GigE Vision 1.x 16-bit block "
+        "ids); None: ids never wrap (GEV 2 / USB3 Vision 64-bit ids).",
+    )
+
+    @model_validator(mode="after")
+    def _one_feature_per_entry(self) -> GenicamCameraConfig:
+        for i, entry in enumerate(self.features):
+            if len(entry) != 1:
+                raise ValueError(
+                    f"features[{i}] must be one {{Name: value}} mapping, has keys {sorted(entry)}"
+                )
+        chosen = [self.serial_number, self.user_defined_name, self.model, self.index]
+        if sum(v is not None for v in chosen) > 1:
+            raise ValueError(
+                "choose the device by one of serial_number, user_defined_name, model, index"
+            )
+        return self
 
 
 class CameraConfig(_Model):
@@ -135,9 +168,7 @@ class CameraConfig(_Model):
     sim: SimCameraConfig = Field(
         default_factory=SimCameraConfig, description="Settings of the 'sim' source."
     )
-    folder: FolderCameraConfig | None = Field(
-        None, description="Settings of the 'folder' source."
-    )
+    folder: FolderCameraConfig | None = Field(None, description="Settings of the 'folder' source.")
     genicam: GenicamCameraConfig = Field(
         default_factory=GenicamCameraConfig, description="Settings of the 'genicam' source."
     )
@@ -180,6 +211,14 @@ class EngineConfig(_Model):
     warmup_runs: int = Field(10, ge=0, description="Runs before the daemon reports ready.")
     cuda_graph: bool = Field(True, description="Capture a CUDA graph after warm-up.")
     dla_core: int | None = Field(None, ge=0, description="DLA core (Jetson), GPU fallback.")
+    workspace_mib: int = Field(
+        1024, ge=16, le=65536, description="Builder workspace pool limit for a start-time build."
+    )
+    golden_check: bool = Field(
+        True,
+        description="After a start-time build, compare the new engine with ONNX Runtime on "
+        "the golden images (<dir>/golden/, else synthetic frames) and refuse it on disagreement.",
+    )
 
 
 class ModelConfig(_Model):
@@ -206,7 +245,31 @@ class ModelConfig(_Model):
         0.1, ge=0, le=1, description="Candidates below this confidence are dropped before NMS."
     )
     iou_threshold: float = Field(0.5, gt=0, le=1, description="NMS IoU threshold.")
-    max_detections: int = Field(100, ge=1, description="Most findings kept after NMS.")
+    max_detections: int = Field(
+        100,
+        ge=1,
+        description="Most findings kept after NMS (detection), or blobs kept per class "
+        "(segmentation, anomaly; largest first).",
+    )
+    mask_threshold: float = Field(
+        0.5,
+        gt=0,
+        description="Segmentation: class probability (0..1) a pixel needs to join a defect "
+        "mask. Anomaly: anomaly-map value a pixel needs to join a localised anomaly, in the "
+        "model's units (0.5 for normalised anomalib exports).",
+    )
+    anomaly_threshold: float = Field(
+        0.5,
+        gt=0,
+        description="Anomaly: image score at or above which a part is anomalous, in the "
+        "model's units (0.5 for normalised anomalib exports, else the raw image threshold). "
+        "Findings report score / (2 * threshold) clipped to 0..1, so the threshold reads 0.5.",
+    )
+    ok_classes: list[str] = Field(
+        default_factory=lambda: ["ok", "good", "pass"],
+        description="Classification: class names (case-insensitive) of a good part; a top-1 "
+        "class not in this list is a finding.",
+    )
     threads: int = Field(1, ge=1, le=64, description="CPU threads for onnxruntime.")
     fp16: bool = Field(False, description="Run in FP16 (torch backend).")
     preprocess: PreprocessConfig = Field(
@@ -485,4 +548,3 @@ def config_hash(cfg: Config) -> str:
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of the config (``inspector config-schema``)."""
     return Config.model_json_schema()
-

@@ -37,9 +37,9 @@ class ModelInfo:
     def input_hw(self) -> tuple[int, int] | None:
         """Static (H, W) of the first input, if known."""
         shape = self.inputs[0].shape
-        if len(shape) == 4 and isinstance(shape[2], int) and isinstance(shape[3], int):
-            if shape[2] > 0 and shape[3] > 0:
-                return shape[2], shape[3]
+        h, w = (shape[2], shape[3]) if len(shape) == 4 else (None, None)
+        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+            return h, w
         return None
 
 

@@ -46,7 +46,7 @@ def to_color(image: npt.NDArray[np.uint8], pixel_format: str) -> npt.NDArray[np.
     """Debayer or pass through; returns Mono (H×W) or BGR/RGB (H×W×3) as given."""
     code = _DEBAYER.get(pixel_format)
     if code is not None:
-        return cv2.cvtColor(image, code)  # type: ignore[no-any-return]
+        return np.asarray(cv2.cvtColor(image, code), dtype=np.uint8)
     return image
 
 
@@ -80,7 +80,7 @@ def preprocess(
         for c in range(3):
             region[c] = (plane - mean[c]) / std[c]
     else:
-        flip = (src_order != cfg.channel_order)
+        flip = src_order != cfg.channel_order
         for c in range(3):
             src_c = 2 - c if flip else c
             region[c] = (resized[:, :, src_c].astype(np.float32) * (1.0 / 255.0) - mean[c]) / std[c]

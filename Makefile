@@ -1,0 +1,40 @@
+# inspector — the two commands of a fresh machine are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit test-gpu test-tensorrt bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the daemon on its embedded default (sim line, demo model, CPU, PLC simulator)
+run: $(STAMP)
+	$(BIN)/inspector run --config config.yaml
+
+## test: lint, type-check and the CPU test suite
+test: $(STAMP) lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check inspector tests tools benchmarks
+	$(BIN)/ruff format --check inspector tests tools benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not gpu and not tensorrt" -q
+
+## test-gpu: tests marked gpu (needs an NVIDIA GPU and cuda-python)
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -m gpu -q tests/gpu
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/pipeline_cpu.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

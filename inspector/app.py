@@ -1,0 +1,219 @@
+"""The one place that builds every component from config and runs them.
+
+``App.start()`` brings components up in flow order of dependence: metrics endpoint,
+models (all recipes loaded and warmed), camera, pipeline threads, PLC link, trigger
+source; then tells systemd READY. ``App.stop()`` tears down in reverse: the trigger stops
+first, in-flight parts finish and are published, then the PLC link, camera and models
+close. One ``threading.Event`` is the stop request for everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from inspector import __version__, metrics, systemd
+from inspector.archive import Archive
+from inspector.backends import create_backend
+from inspector.camera import open_camera
+from inspector.camera.base import Camera
+from inspector.config import Config, RecipeConfig, config_hash
+from inspector.errors import InspectorError
+from inspector.inspect import LoadedModel, LoadedRecipe
+from inspector.ledger import Entry, ResultSink
+from inspector.logging import get_logger
+from inspector.models import build_postprocessor
+from inspector.pipeline import Pipeline
+from inspector.sinks import LogSink, MetricsSink
+from inspector.trigger import InternalTrigger, TriggerSource
+from inspector.types import Frame
+
+log = get_logger(__name__)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def models_hash(cfg: Config) -> str:
+    """Fingerprint of every model file of every recipe (build_info, CONFIG_CRC)."""
+    h = hashlib.sha256()
+    for recipe in cfg.recipes:
+        for m in recipe.models:
+            h.update(file_sha256(m.path).encode() if m.path.exists() else b"missing")
+    return h.hexdigest()[:16]
+
+
+def config_crc16(cfg: Config) -> int:
+    """16-bit fingerprint of model set + config, for the PLC's CONFIG_CRC register."""
+    return zlib.crc32(f"{models_hash(cfg)}:{config_hash(cfg)}".encode()) & 0xFFFF
+
+
+def load_recipe(recipe: RecipeConfig, warmup_runs: int = 3) -> LoadedRecipe:
+    """Load and warm every model of a recipe; raises BackendError/ModelError."""
+    models = []
+    for m in recipe.models:
+        backend = create_backend(m)
+        post = build_postprocessor(m, backend.info)
+        backend.warmup(warmup_runs)
+        models.append(LoadedModel(m, backend, post))
+    return LoadedRecipe(recipe, models)
+
+
+class App:
+    """The daemon: every component built from one validated ``Config``."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        camera: Camera | None = None,
+        trigger: TriggerSource | None = None,
+        extra_sinks: Sequence[ResultSink] = (),
+        serve_metrics: bool | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.stop_event = threading.Event()
+        self.camera = camera or open_camera(cfg.camera)
+        self.trigger = trigger or self._internal_trigger()
+        self.extra_sinks = list(extra_sinks)
+        self.serve_metrics = cfg.metrics.enabled if serve_metrics is None else serve_metrics
+        self.metrics_server: metrics.MetricsServer | None = None
+        self.recipes: dict[int, LoadedRecipe] = {}
+        self.pipeline: Pipeline | None = None
+        self.archive = Archive(cfg.archive) if cfg.archive.enabled else None
+        self._trigger_thread: threading.Thread | None = None
+        self._started: list[str] = []
+
+    def _internal_trigger(self) -> InternalTrigger:
+        t = self.cfg.trigger
+        default = self.cfg.default_recipe
+        return InternalTrigger(
+            t.rate_hz,
+            self.cfg.line.cycle_budget_ms,
+            max_parts=t.max_parts,
+            recipe_id=lambda: default,
+        )
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> None:
+        """Bring everything up; on any failure, tear down what started and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        cfg = self.cfg
+        metrics.BUILD_INFO.info(
+            {
+                "version": __version__,
+                "model_hash": models_hash(cfg),
+                "config_hash": config_hash(cfg),
+                "line": cfg.line.name,
+            }
+        )
+        metrics.STATE.set(0)
+        if self.serve_metrics:
+            self.metrics_server = metrics.serve(cfg.metrics.host, cfg.metrics.port)
+            self._started.append("metrics")
+            log.info("metrics_serving", host=cfg.metrics.host, port=self.metrics_server.port)
+        for recipe in cfg.recipes:
+            self.recipes[recipe.id] = load_recipe(recipe)
+            log.info(
+                "recipe_loaded",
+                recipe_id=recipe.id,
+                name=recipe.name,
+                models=[m.name for m in recipe.models],
+            )
+        self.camera.open()
+        self._started.append("camera")
+        sinks: list[ResultSink] = [MetricsSink(), *self.extra_sinks]
+        if cfg.logging.per_part:
+            sinks.append(LogSink())
+        if self.archive is not None:
+            self.archive.start()
+        self.pipeline = Pipeline(
+            self.camera,
+            self.recipes,
+            sinks,
+            queue_depth=cfg.pipeline.queue_depth,
+            on_frame=self._archive_frame if self.archive else None,
+        )
+        self.pipeline.start()
+        self._started.append("pipeline")
+        self._trigger_thread = threading.Thread(
+            target=self.trigger.run,
+            args=(self.pipeline.submit, self.stop_event),
+            name="inspector-trigger",
+            daemon=True,
+        )
+        self._trigger_thread.start()
+        self._started.append("trigger")
+        metrics.STATE.set(1)
+        systemd.ready(f"inspecting on {cfg.line.name}")
+        log.info(
+            "ready",
+            line=cfg.line.name,
+            camera=cfg.camera.type,
+            trigger=cfg.trigger.source,
+            budget_ms=cfg.line.cycle_budget_ms,
+        )
+
+    def _archive_frame(self, frame: Frame, entry: Entry) -> None:
+        if self.archive is not None and entry.verdict is not None:
+            self.archive.offer(frame, entry.trigger.part_id, entry.verdict)
+
+    # ------------------------------------------------------------------- run
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until a stop is requested or the trigger source ends; pings the watchdog."""
+        interval = systemd.watchdog_interval_s() or 1.0
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self.stop_event.is_set():
+            if self._trigger_thread is not None and not self._trigger_thread.is_alive():
+                return True
+            if end is not None and time.monotonic() >= end:
+                return False
+            systemd.watchdog()
+            self.stop_event.wait(min(interval, 0.2))
+        return True
+
+    # ------------------------------------------------------------------ stop
+    def stop(self) -> None:
+        """Tear down in reverse order; safe to call twice and after a failed start."""
+        self.stop_event.set()
+        systemd.stopping()
+        if self._trigger_thread is not None:
+            self._trigger_thread.join(timeout=1.0)
+            self._trigger_thread = None
+        if self.pipeline is not None and "pipeline" in self._started:
+            self.pipeline.stop()
+        if self.archive is not None:
+            self.archive.close()
+        if "camera" in self._started:
+            self._close_quietly("camera", self.camera.close)
+        for recipe in self.recipes.values():
+            self._close_quietly("recipe", recipe.close)
+        self.recipes.clear()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
+        metrics.STATE.set(4)
+        self._started.clear()
+
+    @staticmethod
+    def _close_quietly(what: str, fn: Any) -> None:
+        try:
+            fn()
+        except InspectorError as exc:
+            log.error("close_failed", component=what, error=str(exc))

@@ -1,0 +1,159 @@
+"""Command line: ``inspector run | check-config | config-schema | replay | ...``.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage, 78 (EX_CONFIG) for configuration
+errors so that systemd's ``RestartPreventExitStatus=78`` stops a restart loop.
+Subsystems add their own subcommands through ``register_cli(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from inspector import __version__
+from inspector.config import DEFAULT_CONFIG_PATH, config_schema, load_config
+from inspector.errors import EXIT_CONFIG, ConfigError, InspectorError
+from inspector.logging import configure, get_logger
+
+log = get_logger("inspector.cli")
+
+#: Modules that contribute subcommands with ``register_cli(subparsers)``; imported lazily
+#: and skipped only if the module itself is absent from this installation.
+PLUGINS = ("inspector.plc.cli", "inspector.camera.cli", "inspector.engine.cli")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        help=f"config file (default: {DEFAULT_CONFIG_PATH.name} of the install)",
+    )
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    load_config(args.file)
+    print(f"{args.file}: OK")
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    json.dump(config_schema(), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from inspector.app import App
+
+    cfg = load_config(args.config)
+    if args.parts is not None:
+        cfg = cfg.model_copy(
+            update={"trigger": cfg.trigger.model_copy(update={"max_parts": args.parts})}
+        )
+    if args.metrics_port is not None:
+        cfg = cfg.model_copy(
+            update={"metrics": cfg.metrics.model_copy(update={"port": args.metrics_port})}
+        )
+    configure(cfg.logging)
+    app = App(cfg)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        app.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    app.start()
+    try:
+        app.wait()
+    finally:
+        app.stop()
+    log.info("stopped")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from inspector.app import load_recipe
+    from inspector.replay import replay
+
+    cfg = load_config(args.config)
+    configure(cfg.logging.model_copy(update={"per_part": False}))
+    recipe_cfg = cfg.recipe(args.recipe or cfg.default_recipe)
+    recipe = load_recipe(recipe_cfg)
+    try:
+        out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8")
+        try:
+            confusion = replay(cfg, recipe, args.images, args.labels, out)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    finally:
+        recipe.close()
+    if args.labels is not None:
+        print(confusion.table(), file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inspector", description="Visual inspection daemon.")
+    parser.add_argument("--version", action="version", version=f"inspector {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the daemon")
+    _config_arg(p)
+    p.add_argument("--parts", type=int, default=None, help="stop after N parts (internal trigger)")
+    p.add_argument("--metrics-port", type=int, default=None, help="override metrics.port")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config file; exit 78 on error")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("config-schema", help="print the config JSON Schema")
+    p.set_defaults(func=cmd_config_schema)
+
+    p = sub.add_parser("replay", help="inspect a folder of images offline")
+    _config_arg(p)
+    p.add_argument("--images", type=Path, required=True, help="folder of images")
+    p.add_argument("--labels", type=Path, default=None, help="labels JSON: scores escapes/overkill")
+    p.add_argument("--out", type=Path, default=None, help="JSONL verdicts file (default stdout)")
+    p.add_argument("--recipe", type=int, default=None, help="recipe id (default: default_recipe)")
+    p.set_defaults(func=cmd_replay)
+
+    for name in PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists but something it needs is missing
+                raise
+            continue
+        module.register_cli(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Handler = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except InspectorError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

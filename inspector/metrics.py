@@ -1,0 +1,164 @@
+"""Every Prometheus metric of the daemon, declared here and nowhere else.
+
+Grafana dashboards scrape these; names follow Prometheus conventions (base units,
+``_total`` for counters). All metrics live in ``REGISTRY`` rather than the process-wide
+default, so tests and tools can start several daemons in one process. ``serve()`` binds
+127.0.0.1 unless the config says otherwise.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    start_http_server,
+)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# Buckets clustered around the 30 ms default budget, in seconds.
+CYCLE_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05, 0.075, 0.1, 0.25, 1.0)
+STAGE_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25)
+REQUEST_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5)
+
+# --------------------------------------------------------------------- pipeline
+PARTS = Counter(
+    "inspector_parts",
+    "Parts given a verdict, by verdict (ok/ng) and reason code.",
+    ["verdict", "reason"],
+    registry=REGISTRY,
+)
+STAGE_SECONDS = Histogram(
+    "inspector_stage_seconds",
+    "Time spent per pipeline stage (grab, preprocess, infer, postprocess, decide).",
+    ["stage"],
+    buckets=STAGE_BUCKETS,
+    registry=REGISTRY,
+)
+CYCLE_SECONDS = Histogram(
+    "inspector_cycle_seconds",
+    "Trigger-to-verdict time per part.",
+    buckets=CYCLE_BUCKETS,
+    registry=REGISTRY,
+)
+DEADLINE_MISSES = Counter(
+    "inspector_deadline_misses",
+    "Parts whose verdict was not ready within the cycle budget (NG timeout).",
+    registry=REGISTRY,
+)
+OVERRUNS = Counter(
+    "inspector_overruns",
+    "Triggers refused because the pipeline was full (NG overrun).",
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "inspector_queue_depth",
+    "Parts waiting in a pipeline queue.",
+    ["queue"],
+    registry=REGISTRY,
+)
+FPS = Gauge(
+    "inspector_frames_per_second",
+    "Parts inspected per second over the last few seconds.",
+    registry=REGISTRY,
+)
+RECIPE = Gauge(
+    "inspector_recipe_id",
+    "Recipe id of the last part inspected.",
+    registry=REGISTRY,
+)
+STATE = Gauge(
+    "inspector_state",
+    "Daemon state as reported to the PLC: 0 boot, 1 ready, 2 busy, 3 fault, 4 offline.",
+    registry=REGISTRY,
+)
+BUILD_INFO = Info(
+    "inspector_build",
+    "Version of the daemon and fingerprints of the model set and config in force.",
+    registry=REGISTRY,
+)
+
+# ----------------------------------------------------------------------- camera
+CAMERA_FRAMES = Counter(
+    "inspector_camera_frames", "Frames delivered by the camera.", registry=REGISTRY
+)
+CAMERA_TIMEOUTS = Counter(
+    "inspector_camera_timeouts", "Frame fetches that timed out.", registry=REGISTRY
+)
+CAMERA_INCOMPLETE = Counter(
+    "inspector_camera_incomplete_frames",
+    "Incomplete or damaged buffers, dropped and never inferred on.",
+    registry=REGISTRY,
+)
+CAMERA_RECONNECTS = Counter(
+    "inspector_camera_reconnects", "Camera reconnect attempts.", registry=REGISTRY
+)
+CAMERA_UP = Gauge(
+    "inspector_camera_up", "1 while the camera is open and acquiring.", registry=REGISTRY
+)
+CAMERA_TEMPERATURE = Gauge(
+    "inspector_camera_temperature_celsius",
+    "Device temperature, where the camera exposes DeviceTemperature.",
+    registry=REGISTRY,
+)
+
+# -------------------------------------------------------------------------- PLC
+PLC_LINK_UP = Gauge(
+    "inspector_plc_link_up", "1 while the Modbus TCP link is up.", registry=REGISTRY
+)
+PLC_REQUEST_SECONDS = Histogram(
+    "inspector_plc_request_seconds",
+    "Modbus request round-trip time, by operation.",
+    ["op"],
+    buckets=REQUEST_BUCKETS,
+    registry=REGISTRY,
+)
+PLC_RECONNECTS = Counter(
+    "inspector_plc_reconnects", "PLC link reconnect attempts.", registry=REGISTRY
+)
+PLC_MISSED_TRIGGERS = Counter(
+    "inspector_plc_missed_triggers",
+    "Triggers skipped by the PLC's TRIGGER_SEQ (jumps greater than one).",
+    registry=REGISTRY,
+)
+PLC_ERRORS = Counter(
+    "inspector_plc_errors", "PLC link errors, by kind.", ["kind"], registry=REGISTRY
+)
+PLC_PENDING_RESULTS = Gauge(
+    "inspector_plc_pending_results", "Results written but not yet acknowledged.", registry=REGISTRY
+)
+
+# -------------------------------------------------------------------------- GPU
+GPU_ERRORS = Counter(
+    "inspector_gpu_errors", "CUDA call failures, by CUDA error name.", ["error"], registry=REGISTRY
+)
+
+
+@dataclass
+class MetricsServer:
+    """A running /metrics endpoint; ``stop()`` shuts it down and joins its thread."""
+
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=2)
+
+
+def serve(host: str = "127.0.0.1", port: int = 9108) -> MetricsServer:
+    """Start the /metrics endpoint (port 0 picks a free port)."""
+    server, thread = start_http_server(port, addr=host, registry=REGISTRY)
+    return MetricsServer(server, thread)

@@ -1,0 +1,144 @@
+"""The per-part loop: trigger → grab → inspect → ledger → sinks.
+
+Threads, each with one job, joined by bounded queues:
+
+* the trigger source (``trigger.py`` or ``plc/``) calls ``submit()``, which never
+  blocks: a part that does not fit in the grab queue is NG ``overrun`` at once;
+* the acquisition thread grabs the frame for each trigger and hands it on; it never
+  waits for inference (a full inference queue makes the part NG ``overrun``);
+* the worker thread runs ``inspect_part`` and closes the part in the ledger;
+* the ledger's publisher thread hands results to the sinks in trigger order and turns
+  any part still open at its deadline into NG ``timeout``.
+
+Plain threads rather than asyncio: the heavy stages (OpenCV, ONNX Runtime, CUDA) release
+the GIL, and a thread per stage keeps acquisition independent of inference. One stop
+request drains the queues: in-flight parts finish (or time out) and are published.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from inspector import metrics
+from inspector.camera.base import Camera
+from inspector.errors import CameraError
+from inspector.inspect import LoadedRecipe, inspect_part
+from inspector.ledger import Entry, Ledger, ResultSink
+from inspector.logging import get_logger
+from inspector.types import Frame, Reason, Trigger, ng
+
+log = get_logger(__name__)
+
+_POLL_S = 0.05  # queue read timeout: how quickly an idle thread notices a stop
+
+
+class Pipeline:
+    """Owns the acquisition, worker and publisher threads of the per-part loop."""
+
+    def __init__(
+        self,
+        camera: Camera,
+        recipes: dict[int, LoadedRecipe],
+        sinks: Sequence[ResultSink],
+        *,
+        queue_depth: int = 4,
+        on_frame: Callable[[Frame, Entry], None] | None = None,
+    ) -> None:
+        self.camera = camera
+        self.recipes = recipes
+        self.ledger = Ledger(sinks)
+        self._grab_q: queue.Queue[Entry] = queue.Queue(maxsize=queue_depth)
+        self._infer_q: queue.Queue[tuple[Entry, Frame]] = queue.Queue(maxsize=queue_depth)
+        self._on_frame = on_frame
+        self._stop = threading.Event()
+        self._acq_done = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.progress = 0  # parts inspected; the PLC heartbeat follows it
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Start the publisher, worker and acquisition threads (in reverse flow order)."""
+        for name, target in (
+            ("publisher", self.ledger.run),
+            ("worker", self._work),
+            ("acquire", self._acquire),
+        ):
+            t = threading.Thread(target=target, name=f"inspector-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout_s: float = 1.5) -> None:
+        """Finish in-flight parts, publish them, and join every thread."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        acquire, worker, publisher = self._threads[2], self._threads[1], self._threads[0]
+        acquire.join(max(0.0, deadline - time.monotonic()))
+        worker.join(max(0.0, deadline - time.monotonic()))
+        self.ledger.finish()
+        publisher.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            log.error("pipeline_stop_incomplete", alive=alive)
+
+    # ------------------------------------------------------------------- stages
+    def submit(self, trigger: Trigger) -> None:
+        """Accept one part (called by the trigger source). Never blocks."""
+        entry = self.ledger.enter(trigger)
+        if self._stop.is_set():
+            self.ledger.close(entry, ng(Reason.OFFLINE, "daemon stopping"))
+            return
+        try:
+            self._grab_q.put_nowait(entry)
+        except queue.Full:
+            metrics.OVERRUNS.inc()
+            self.ledger.close(entry, ng(Reason.OVERRUN, "grab queue full"))
+        metrics.QUEUE_DEPTH.labels("grab").set(self._grab_q.qsize())
+
+    def _acquire(self) -> None:
+        while not (self._stop.is_set() and self._grab_q.empty()):
+            try:
+                entry = self._grab_q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if self.ledger.is_closed(entry):
+                continue
+            t0 = time.monotonic_ns()
+            try:
+                frame = self.camera.grab(entry.trigger)
+            except CameraError as exc:
+                self.ledger.close(entry, ng(Reason.NO_IMAGE, str(exc)))
+                continue
+            except Exception as exc:  # a camera bug still fails closed, loudly
+                log.exception("grab_failed", part_id=entry.trigger.part_id)
+                self.ledger.close(entry, ng(Reason.ERROR, f"grab failed: {exc!r}"))
+                continue
+            metrics.STAGE_SECONDS.labels("grab").observe((time.monotonic_ns() - t0) / 1e9)
+            try:
+                self._infer_q.put_nowait((entry, frame))
+            except queue.Full:
+                metrics.OVERRUNS.inc()
+                self.ledger.close(entry, ng(Reason.OVERRUN, "inference queue full"))
+            metrics.QUEUE_DEPTH.labels("infer").set(self._infer_q.qsize())
+        self._acq_done.set()
+
+    def _work(self) -> None:
+        while not (self._acq_done.is_set() and self._infer_q.empty()):
+            try:
+                entry, frame = self._infer_q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if self.ledger.is_closed(entry):  # timed out while queued: skip the work
+                continue
+            recipe = self.recipes.get(entry.trigger.recipe_id)
+            stage_ns: dict[str, int] = {}
+            if recipe is None:
+                verdict = ng(Reason.ERROR, f"unknown recipe {entry.trigger.recipe_id}")
+            else:
+                verdict, stage_ns = inspect_part(frame, recipe)
+            self.ledger.close(entry, verdict, stage_ns, frame.frame_id)
+            self.progress += 1
+            if self._on_frame is not None:
+                self._on_frame(frame, entry)
