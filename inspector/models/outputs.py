@@ -1,0 +1,90 @@
+"""Checks and readers shared by the map and score families (segmentation, anomaly,
+classification): step 5 of the flow, before any finding is made.
+
+Everything here fails closed: an output the family cannot read raises ``ModelError``
+(the part becomes NG with reason 'error'); it never becomes an empty findings list,
+which would read as OK.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from inspector.backends.base import ModelInfo
+from inspector.config import ModelConfig
+from inspector.errors import ModelError
+from inspector.models.base import parse_imgsz, parse_names
+
+FloatArray = npt.NDArray[np.float32]
+
+# Probabilities may carry float rounding from the exporter's softmax/sigmoid.
+_PROB_TOLERANCE = 1e-3
+
+
+def input_hw_of(model: ModelConfig, info: ModelInfo) -> tuple[int, int]:
+    """Model input (H, W): config, else the model's static input, else ``imgsz`` metadata."""
+    hw = model.input_size or info.input_hw or parse_imgsz(info.metadata.get("imgsz"))
+    if hw is None:
+        raise ModelError(f"{model.name}: input size unknown; set model.input_size")
+    return int(hw[0]), int(hw[1])
+
+
+def names_of(model: ModelConfig, info: ModelInfo) -> tuple[str, ...] | None:
+    """Class names from config, else Ultralytics-style ``names`` metadata, else None."""
+    if model.class_names:
+        return tuple(model.class_names)
+    return parse_names(info.metadata.get("names"))
+
+
+def static_dim(info: ModelInfo, output: int, axis: int) -> int | None:
+    """A static output dimension, or None when the model leaves it dynamic or lacks it."""
+    if output >= len(info.outputs):
+        return None
+    shape = info.outputs[output].shape
+    if axis >= len(shape):
+        return None
+    dim = shape[axis]
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def require_finite(name: str, what: str, array: FloatArray) -> None:
+    """Raise ModelError if ``array`` holds NaN or inf (a broken engine or input)."""
+    if not np.isfinite(array).all():
+        raise ModelError(f"{name}: {what} contains NaN or inf")
+
+
+def is_probability(array: FloatArray) -> bool:
+    """True when every value lies within 0..1 (up to rounding)."""
+    return bool(array.min() >= -_PROB_TOLERANCE and array.max() <= 1.0 + _PROB_TOLERANCE)
+
+
+def sigmoid(array: FloatArray) -> FloatArray:
+    """Logistic function, without overflow warnings for large negative logits."""
+    out: FloatArray = (0.5 * (1.0 + np.tanh(0.5 * array))).astype(np.float32)
+    return out
+
+
+def softmax(array: FloatArray, axis: int) -> FloatArray:
+    """Numerically stable softmax along ``axis``."""
+    shifted = array - array.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    out: FloatArray = (exp / exp.sum(axis=axis, keepdims=True)).astype(np.float32)
+    return out
+
+
+def to_probabilities(array: FloatArray, axis: int) -> FloatArray:
+    """Class scores along ``axis`` as probabilities, converting logits when needed.
+
+    One class (binary masks): values outside 0..1 are logits → sigmoid. Several classes:
+    values outside 0..1, or sums along ``axis`` that are not 1, are logits → softmax.
+    Ambiguity is resolved per call from the values; docs/model-families.md explains why
+    that is safe enough for the layouts we accept.
+    """
+    if array.shape[axis] == 1:
+        return array if is_probability(array) else sigmoid(array)
+    if is_probability(array):
+        sums = array.sum(axis=axis)
+        if np.abs(sums - 1.0).max() <= _PROB_TOLERANCE * array.shape[axis]:
+            return array
+    return softmax(array, axis)
