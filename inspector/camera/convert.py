@@ -1,0 +1,254 @@
+"""Pure helpers of the GenICam source (step 2 of the flow, no harvesters import).
+
+Three small pieces of logic that ``camera/genicam.py`` uses and that are tested on
+their own, without a camera:
+
+* ``convert()``: the pixels of one GenTL buffer (as harvesters delivers them: a flat
+  uint8 array for 8-bit formats, a flat uint16 array of LSB-aligned values for 10/12/16-bit
+  formats, packed ones already expanded) → the 8-bit array the preprocessor accepts
+  (Mono8, RGB8, BGR8 or an 8-bit Bayer mosaic). It makes exactly one copy, so the
+  producer's buffer can be queued again as soon as it returns.
+* ``FrameMatcher``: hardware trigger bookkeeping. Frames come in exposure order with
+  increasing frame ids; each one belongs to the next pending part. A gap in the ids is a
+  lost frame (its part is NG_NO_IMAGE), an id at or below one already used is a stale
+  frame (it belonged to a part that has already timed out) and is never handed over.
+* ``close_matches()``: the "did you mean" list for a misspelled GenICam feature.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from inspector.errors import FrameError
+
+# ------------------------------------------------------------------ pixel formats
+_BAYER = re.compile(r"^Bayer(RG|BG|GR|GB)(8|10|12|16)(p|Packed)?$")
+_MONO = re.compile(r"^Mono(8|10|12|16)(p|Packed)?$")
+# 8-bit colour formats: name -> (values per pixel in the buffer, output format)
+_COLOR8 = {
+    "RGB8": (3, "RGB8"),
+    "BGR8": (3, "BGR8"),
+    "RGBa8": (4, "RGB8"),
+    "BGRa8": (4, "BGR8"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PixelLayout:
+    """How one GenICam pixel format arrives and what it becomes."""
+
+    channels: int  # values per pixel in the delivered array
+    depth: int  # significant bits per value (8, 10, 12, 16)
+    out_format: str  # the 8-bit format handed to preprocessing
+
+
+def layout_of(pixel_format: str) -> PixelLayout:
+    """The layout of a supported GenICam pixel format; FrameError for any other."""
+    if (color := _COLOR8.get(pixel_format)) is not None:
+        return PixelLayout(channels=color[0], depth=8, out_format=color[1])
+    if (m := _MONO.match(pixel_format)) is not None:
+        depth = int(m.group(1))
+        if depth == 8 and m.group(2):
+            raise FrameError(f"unsupported pixel format {pixel_format!r}")
+        return PixelLayout(channels=1, depth=depth, out_format="Mono8")
+    if (m := _BAYER.match(pixel_format)) is not None:
+        depth = int(m.group(2))
+        if depth == 8 and m.group(3):
+            raise FrameError(f"unsupported pixel format {pixel_format!r}")
+        # A deeper mosaic keeps its pattern: BayerRG12 -> BayerRG8, debayered later.
+        return PixelLayout(channels=1, depth=depth, out_format=f"Bayer{m.group(1)}8")
+    raise FrameError(
+        f"unsupported pixel format {pixel_format!r}; supported: Mono8/10/12/16 (packed or "
+        "not), Bayer{RG,BG,GR,GB}8/10/12/16 (packed or not), RGB8, BGR8, RGBa8, BGRa8"
+    )
+
+
+def is_supported(pixel_format: str) -> bool:
+    """True when ``convert`` accepts this GenICam pixel format."""
+    try:
+        layout_of(pixel_format)
+    except FrameError:
+        return False
+    return True
+
+
+def convert(
+    data: npt.NDArray[np.generic],
+    width: int,
+    height: int,
+    pixel_format: str,
+    *,
+    x_padding: int = 0,
+) -> tuple[npt.NDArray[np.uint8], str]:
+    """Copy one delivered buffer into a new 8-bit image; returns (image, pixel format).
+
+    ``data`` is the flat component array as harvesters delivers it (it may be a view on
+    the producer's memory: the result never is). ``x_padding`` is the number of padding
+    *bytes* at the end of each line. A buffer whose size does not match the announced
+    geometry is damaged: FrameError, so it is never inferred on.
+    """
+    layout = layout_of(pixel_format)
+    want_dtype = np.uint8 if layout.depth == 8 else np.uint16
+    if data.dtype != want_dtype or data.ndim != 1:
+        raise FrameError(
+            f"{pixel_format} buffer must be a flat {np.dtype(want_dtype)} array, "
+            f"is {data.dtype} with shape {data.shape}"
+        )
+    if width < 2 or height < 2:
+        raise FrameError(f"{pixel_format} buffer has an implausible size {width}x{height}")
+    view = _image_view(data, width, height, layout, x_padding, pixel_format)
+    out = np.empty(view.shape[:2] + ((3,) if view.ndim == 3 else ()), np.uint8)
+    if layout.depth == 8:
+        # The only copy: out of the producer's memory, dropping alpha and line padding.
+        np.copyto(out, view[:, :, :3] if view.ndim == 3 else view)
+    else:
+        # One pass, one output array: shift the LSB-aligned value down to its top 8 bits.
+        np.right_shift(view, layout.depth - 8, out=out, casting="unsafe")
+    return out, layout.out_format
+
+
+def _image_view(
+    data: npt.NDArray[np.generic],
+    width: int,
+    height: int,
+    layout: PixelLayout,
+    x_padding: int,
+    pixel_format: str,
+) -> npt.NDArray[np.generic]:
+    """A (H, W) or (H, W, C) view of ``data``, skipping line padding; no copy."""
+    itemsize = data.dtype.itemsize
+    if x_padding % itemsize:
+        raise FrameError(f"{pixel_format} line padding of {x_padding} bytes is not whole values")
+    line = width * layout.channels + x_padding // itemsize
+    need = line * height
+    if data.size < need:
+        raise FrameError(
+            f"damaged {pixel_format} buffer: {data.size} values for {width}x{height} (needs {need})"
+        )
+    rows = data[:need].reshape(height, line)[:, : width * layout.channels]
+    if layout.channels == 1:
+        return rows
+    return rows.reshape(height, width, layout.channels)
+
+
+# ------------------------------------------------------- hardware trigger matching
+T = TypeVar("T")
+
+#: GigE Vision 1.x block ids are 16 bit and skip 0 when they wrap (65535 -> 1).
+GEV1_BLOCK_ID_WRAP = 65535
+
+
+class FrameMatcher(Generic[T]):
+    """Match hardware-triggered frames to parts, in order, by frame id.
+
+    The camera exposes once per trigger of the line sensor and numbers its frames; the
+    daemon serves parts in the same order. The part being served expects frame id
+    ``next_id``; frames that arrive early (a later part's) are held. A frame whose id
+    jumps ahead means the frames in between were lost (incomplete, dropped by the
+    network): their parts get ``None`` (NG_NO_IMAGE), never a neighbour's image. A frame
+    whose id was already served or abandoned (its part timed out) is stale and dropped.
+    Not thread-safe: the acquisition thread owns it.
+    """
+
+    def __init__(self, *, id_wrap: int | None = None) -> None:
+        self._id_wrap = id_wrap
+        self._next_id: int | None = None  # None until the first frame sets the baseline
+        self._abandoned_before_baseline = 0
+        self._slots: deque[tuple[int, T | None]] = deque()
+        self._last_raw: int | None = None
+        self._last_id = 0
+        self.lost = 0  # frames known lost from id gaps
+        self.stale = 0  # frames dropped because their part was already given up
+
+    def reset(self) -> None:
+        """Forget ids and held frames: the camera restarted acquisition (ids restart)."""
+        self._next_id = None
+        self._abandoned_before_baseline = 0
+        self._slots.clear()
+        self._last_raw = None
+
+    @property
+    def held(self) -> int:
+        """Frames (or known losses) already waiting for later parts."""
+        return len(self._slots)
+
+    def push(self, frame_id: int, frame: T | None) -> bool:
+        """Record a frame from the device (None: it came damaged, its part is NG);
+        False when it is stale and was dropped."""
+        fid = self._unwrap(frame_id)
+        if self._next_id is None:
+            # The first frame after (re)start belongs to the oldest part still waiting;
+            # parts that already gave up before it came owned the frames before theirs.
+            self._next_id = fid + self._abandoned_before_baseline
+            self._abandoned_before_baseline = 0
+        expected = self._next_id + len(self._slots)
+        if fid < expected:
+            self.stale += 1
+            return False
+        for missing in range(expected, fid):
+            self._slots.append((missing, None))
+            self.lost += 1
+        self._slots.append((fid, frame))
+        return True
+
+    def pop(self) -> tuple[int, T | None] | None:
+        """The (frame id, frame or None if lost) of the part being served, or None when
+        its frame has not come yet (fetch more and push)."""
+        if not self._slots:
+            return None
+        slot = self._slots.popleft()
+        self._next_id = slot[0] + 1
+        return slot
+
+    def abandon(self) -> None:
+        """The part being served gave up waiting (timeout): its frame, if it ever comes,
+        is stale."""
+        if self._next_id is None:
+            self._abandoned_before_baseline += 1
+        else:
+            self._next_id += 1
+
+    def _unwrap(self, raw: int) -> int:
+        """A monotonic id from a wrapping one (GigE Vision 1.x 16-bit block ids)."""
+        if self._id_wrap is None:
+            return raw
+        if self._last_raw is None:
+            self._last_raw, self._last_id = raw, raw
+            return raw
+        delta = (raw - self._last_raw) % self._id_wrap
+        if delta > self._id_wrap // 2:  # an older id than the last one: stale
+            delta -= self._id_wrap
+        self._last_raw = raw
+        self._last_id += delta
+        return self._last_id
+
+
+# ------------------------------------------------------------------ small helpers
+def close_matches(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
+    """Feature names close to a misspelled ``name``: case-insensitive hits first, then
+    difflib's nearest spellings."""
+    names = sorted(set(candidates))
+    lower = name.lower()
+    hits = [c for c in names if c.lower() == lower]
+    hits += [c for c in names if c not in hits and (lower in c.lower() or c.lower() in lower)]
+    by_lower = {c.lower(): c for c in names}
+    for near in difflib.get_close_matches(lower, list(by_lower), n=n, cutoff=0.6):
+        if by_lower[near] not in hits:
+            hits.append(by_lower[near])
+    return hits[:n]
+
+
+def backoff_delays(first_s: float, cap_s: float) -> Iterable[float]:
+    """Reconnect delays: ``first_s``, doubling on every failure, never above ``cap_s``."""
+    delay = min(first_s, cap_s)
+    while True:
+        yield delay
+        delay = min(delay * 2.0, cap_s)

@@ -1,0 +1,522 @@
+"""GigE Vision / USB3 Vision cameras through harvesters (step 2 of the flow: grab).
+
+``GenicamCamera`` is the ``camera.type: genicam`` source. ``open()`` loads the GenTL
+producer(s), opens the configured device, applies the feature set in order and starts
+acquisition; ``grab(trigger)`` returns the part's frame or raises ``CameraError`` (the
+pipeline makes that NG_NO_IMAGE); ``close()`` releases the device and joins the one
+thread this source starts.
+
+Concurrency: ``grab`` runs on the pipeline's acquisition thread and is the only user of
+the device while it is healthy. When the device is lost, ``grab`` marks it LOST and
+fails at once; a reconnect thread then destroys, resets, updates, reopens and re-applies
+the feature set with doubling backoff. One lock guards the device, and ``grab`` never
+waits for it: a part arriving mid-reconnect is NG at once, not late.
+
+harvesters and genicam are imported only inside functions: ``import inspector`` and the
+sim/folder daemon never load them. Node-map helpers shared with ``inspector camera``
+(device choice, feature application, feature dump) live at the end of this file.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from inspector.camera.convert import FrameMatcher, backoff_delays, close_matches, convert
+from inspector.config import GenicamCameraConfig
+from inspector.errors import CameraError, ConfigError, FrameError
+from inspector.types import Frame, Trigger
+
+log = structlog.get_logger(__name__)
+
+#: SFNC names of a device temperature node, tried in order.
+TEMPERATURE_NODES = ("DeviceTemperature", "SensorTemperature")
+
+
+class CameraState(str, enum.Enum):
+    """Where the source stands; ``error_code`` is the PLC ERROR_CODE (1xx: camera)."""
+
+    CLOSED = "closed"
+    READY = "ready"
+    LOST = "lost"  # device gone; the reconnect thread is working on it
+
+    @property
+    def error_code(self) -> int:
+        return {CameraState.CLOSED: 101, CameraState.READY: 0, CameraState.LOST: 102}[self]
+
+
+#: PLC ERROR_CODE values of single-part camera failures (the state stays READY).
+ERROR_FRAME_TIMEOUT = 103
+ERROR_DAMAGED_BUFFER = 104
+ERROR_FRAME_LOST = 105  # hardware trigger: the part's frame id never arrived
+
+StateCallback = Callable[[CameraState, str], None]
+
+
+@dataclass
+class CameraStats:
+    """Counters of one source, read by the metrics collector (all monotonic)."""
+
+    frames: int = 0  # frames handed to the pipeline
+    timeouts: int = 0  # grabs that got no frame in time
+    incomplete: int = 0  # incomplete or damaged buffers dropped, never inferred on
+    lost: int = 0  # hardware trigger: frames missing from the id sequence
+    stale: int = 0  # frames dropped because no part was waiting for them any more
+    reconnects: int = 0  # successful reconnects after the device was lost
+    _frame_times_ns: deque[int] = field(default_factory=lambda: deque(maxlen=32))
+
+    def frame_done(self, t_ns: int) -> None:
+        self.frames += 1
+        self._frame_times_ns.append(t_ns)
+
+    @property
+    def fps(self) -> float:
+        """Frames per second over the last (up to) 32 frames; 0.0 before two frames."""
+        times = self._frame_times_ns
+        if len(times) < 2 or times[-1] == times[0]:
+            return 0.0
+        return (len(times) - 1) * 1e9 / (times[-1] - times[0])
+
+
+class GenicamCamera:
+    """A GenICam camera as a ``Camera``: ``open()``, ``grab(trigger)``, ``close()``."""
+
+    def __init__(
+        self,
+        cfg: GenicamCameraConfig,
+        *,
+        on_state: StateCallback | None = None,
+        name: str = "genicam",
+    ) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.stats = CameraStats()
+        self._on_state = on_state
+        self.state = CameraState.CLOSED
+        self.detail = ""
+        self._lock = threading.Lock()  # guards the harvester and acquirer
+        self._stop = threading.Event()
+        self._lost = threading.Event()
+        self._reconnector: threading.Thread | None = None
+        self._harvester: Any = None
+        self._acquirer: Any = None
+        self._matcher: FrameMatcher[Frame] = FrameMatcher(id_wrap=cfg.frame_id_wrap)
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self) -> None:
+        """Open and configure the device, start acquisition and the reconnect thread.
+
+        Raises ConfigError for a feature that does not exist or cannot be written (with
+        close matches), CameraError when no producer or device can be opened.
+        """
+        if self._reconnector is not None:
+            return
+        with self._lock:
+            try:
+                self._connect()
+            except BaseException:
+                self._teardown()
+                raise
+        self._stop.clear()
+        self._lost.clear()
+        self._reconnector = threading.Thread(
+            target=self._reconnect_loop, name=f"{self.name}-reconnect", daemon=True
+        )
+        self._reconnector.start()
+        self._set_state(CameraState.READY, "")
+
+    def close(self) -> None:
+        """Stop acquisition and release device, producer and thread; safe to call twice."""
+        self._stop.set()
+        self._lost.set()  # wakes the reconnect thread so it sees the stop
+        if self._reconnector is not None:
+            self._reconnector.join()
+            self._reconnector = None
+        with self._lock:
+            self._teardown()
+        if self.state is not CameraState.CLOSED:
+            self._set_state(CameraState.CLOSED, "closed")
+
+    def __enter__(self) -> GenicamCamera:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------- grab
+    def grab(self, trigger: Trigger) -> Frame:
+        """The frame of this part, or CameraError (timeout, lost or damaged frame,
+        device offline). The producer's buffer is queued again before this returns."""
+        if not self._lock.acquire(blocking=False):
+            raise CameraError(f"camera {self.name} is reconnecting")
+        try:
+            if self.state is not CameraState.READY or self._acquirer is None:
+                raise CameraError(f"camera {self.name} is {self.state.value}: {self.detail}")
+            deadline_ns = time.monotonic_ns() + int(self.cfg.timeout_ms * 1e6)
+            try:
+                if self.cfg.trigger_mode == "hardware":
+                    return self._grab_hardware(trigger, deadline_ns)
+                self._drain()  # a late frame of an earlier part must not pass as this one
+                if self.cfg.trigger_mode == "software":
+                    self._acquirer.remote_device.node_map.get_node("TriggerSoftware").execute()
+                return self._fetch_frame(trigger, deadline_ns)
+            except CameraError:
+                raise
+            except Exception as exc:  # the GenTL/GenApi layers raise plain exceptions
+                self._mark_lost(f"{type(exc).__name__}: {exc}")
+                raise CameraError(f"camera {self.name} lost: {exc}") from exc
+        finally:
+            self._lock.release()
+
+    def _grab_hardware(self, trigger: Trigger, deadline_ns: int) -> Frame:
+        while (slot := self._matcher.pop()) is None:
+            try:
+                frame = self._fetch_frame(trigger, deadline_ns)
+            except FrameError as exc:
+                if exc.args and isinstance(exc.args[-1], int):
+                    self._matcher.push(exc.args[-1], None)  # damaged: its part is NG
+                    continue
+                raise
+            except CameraError:
+                self._matcher.abandon()  # its frame, if it ever comes, is stale
+                raise
+            if not self._matcher.push(frame.frame_id, frame):
+                self.stats.stale += 1
+        self.stats.lost = self._matcher.lost
+        frame_id, matched = slot
+        if matched is None:
+            raise CameraError(f"frame {frame_id} of part {trigger.part_id} was lost")
+        return matched
+
+    def _fetch_frame(self, trigger: Trigger, deadline_ns: int) -> Frame:
+        """Fetch, check, copy and convert one buffer, queueing it back at once."""
+        ia = self._acquirer
+        while (left_ns := deadline_ns - time.monotonic_ns()) > 0:
+            buffer = ia.try_fetch(timeout=max(left_ns / 1e9, 1e-4))
+            if buffer is None:
+                continue  # timed out, or an incomplete buffer dropped (counted by callback)
+            with buffer:
+                t_grab_ns = time.monotonic_ns()
+                frame_id = int(buffer.module.frame_id)
+                image, pixel_format = self._copy_pixels(buffer, frame_id)
+                stamp = _device_timestamp_ns(buffer)
+            self.stats.frame_done(t_grab_ns)
+            return Frame(
+                image=image,
+                pixel_format=pixel_format,
+                frame_id=frame_id,
+                t_grab_ns=t_grab_ns,
+                device_timestamp_ns=stamp,
+                source_name=self.name,
+            )
+        self.stats.timeouts += 1
+        raise CameraError(f"no frame within {self.cfg.timeout_ms:g} ms for part {trigger.part_id}")
+
+    def _copy_pixels(self, buffer: Any, frame_id: int) -> tuple[Any, str]:
+        """The one copy of the pixels; FrameError(msg, frame_id) for a damaged buffer."""
+        try:
+            payload = buffer.payload
+            component = payload.components[0] if payload is not None else None
+            if component is None or component.data is None:
+                raise FrameError("buffer without an image component")
+            return convert(
+                component.data,
+                int(component.width),
+                int(component.height),
+                str(component.data_format),
+                x_padding=int(component.x_padding),
+            )
+        except FrameError as exc:
+            self.stats.incomplete += 1
+            raise FrameError(f"damaged buffer {frame_id}: {exc}", frame_id) from exc
+        except (IndexError, AttributeError) as exc:
+            self.stats.incomplete += 1
+            raise FrameError(f"damaged buffer {frame_id}: {exc}", frame_id) from exc
+
+    def _drain(self) -> None:
+        """Give queued frames back unseen (free-run and software trigger only)."""
+        ia = self._acquirer
+        while (raw := ia.try_fetch(timeout=1e-4, is_raw=True)) is not None:
+            raw.parent.queue_buffer(raw)
+            self.stats.stale += 1
+
+    # ------------------------------------------------------------------- device
+    def temperature_c(self) -> float | None:
+        """The device temperature in °C where the camera has the node, else None."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._acquirer is None:
+                return None
+            node_map = self._acquirer.remote_device.node_map
+            for node_name in TEMPERATURE_NODES:
+                try:
+                    return float(node_map.get_node(node_name).value)
+                except Exception:  # absent or not readable on this model
+                    continue
+            return None
+        finally:
+            self._lock.release()
+
+    def _connect(self) -> None:
+        """Producer → device → features → acquisition. Caller holds the lock."""
+        from harvesters.core import Callback, Harvester, ImageAcquirer
+
+        stats = self.stats
+
+        class _CountIncomplete(Callback):  # type: ignore[misc]  # harvesters is untyped
+            def emit(self, context: object = None) -> None:
+                stats.incomplete += 1
+
+        self._harvester = Harvester()
+        for cti in resolve_cti(self.cfg.cti):
+            self._harvester.add_file(str(cti), check_existence=True)
+        self._harvester.update()
+        info = choose_device(self._harvester.device_info_list, self.cfg)
+        try:
+            self._acquirer = self._harvester.create(info)
+        except Exception as exc:
+            raise CameraError(f"cannot open {describe_device(info)}: {exc}") from exc
+        node_map = self._acquirer.remote_device.node_map
+        apply_features(node_map, trigger_features(node_map, self.cfg.trigger_mode))
+        apply_features(node_map, self.cfg.features)
+        self._acquirer.num_buffers = self.cfg.num_buffers
+        self._acquirer.add_callback(ImageAcquirer.Events.INCOMPLETE_BUFFER, _CountIncomplete())
+        self._matcher.reset()
+        self._acquirer.start()
+        log.info("camera_open", camera=self.name, device=describe_device(info))
+
+    def _teardown(self) -> None:
+        """Stop, destroy and reset whatever exists; never raises. Caller holds the lock."""
+        ia, self._acquirer = self._acquirer, None
+        h, self._harvester = self._harvester, None
+        # destroy() stops acquisition first; reset() unloads the producer.
+        for step, call in (("destroy", ia and ia.destroy), ("reset", h and h.reset)):
+            if call is None:
+                continue
+            try:
+                call()
+            except Exception as exc:  # a lost device fails its own goodbye
+                log.debug("camera_teardown_failed", camera=self.name, step=step, error=str(exc))
+
+    def _mark_lost(self, why: str) -> None:
+        log.error("camera_lost", camera=self.name, error=why)
+        self._set_state(CameraState.LOST, why)
+        self._lost.set()
+
+    def _reconnect_loop(self) -> None:
+        """Wait for LOST, then retry the whole open with doubling backoff."""
+        while not self._stop.is_set():
+            self._lost.wait()
+            if self._stop.is_set():
+                return
+            for delay in backoff_delays(
+                self.cfg.reconnect_backoff_s, self.cfg.reconnect_backoff_max_s
+            ):
+                if self._stop.wait(delay):
+                    return
+                if self._try_reconnect():
+                    break
+
+    def _try_reconnect(self) -> bool:
+        with self._lock:
+            self._teardown()
+            try:
+                self._connect()
+            except Exception as exc:  # keep trying: a rebooting camera is not there yet
+                self._teardown()
+                self.detail = f"reconnect failed: {exc}"
+                log.warning("camera_reconnect_failed", camera=self.name, error=str(exc))
+                return False
+            self.stats.reconnects += 1
+            self._lost.clear()
+            self._set_state(CameraState.READY, "")
+            return True
+
+    def _set_state(self, state: CameraState, detail: str) -> None:
+        self.state, self.detail = state, detail
+        if self._on_state is not None:
+            self._on_state(state, detail)
+
+
+def _device_timestamp_ns(buffer: Any) -> int | None:
+    """The device's timestamp in ns, or None when the producer has none (0 = none)."""
+    try:
+        ticks = int(buffer.timestamp)
+        hz = int(buffer.timestamp_frequency)
+    except Exception:  # optional in GenTL; Viky has none
+        return None
+    if ticks == 0 or hz <= 0:
+        return None
+    return ticks if hz == 1_000_000_000 else ticks * 1_000_000_000 // hz
+
+
+# ---------------------------------------------------------------- node-map helpers
+def resolve_cti(cti: list[Path]) -> list[Path]:
+    """The producer files to load: ``cti`` if given, else every .cti in the directories
+    of ``GENICAM_GENTL64_PATH``. CameraError when there is none."""
+    if cti:
+        missing = [str(p) for p in cti if not p.is_file()]
+        if missing:
+            raise CameraError(f"GenTL producer file(s) not found: {missing}")
+        return list(cti)
+    found: list[Path] = []
+    for folder in os.environ.get("GENICAM_GENTL64_PATH", "").split(os.pathsep):
+        if folder and Path(folder).is_dir():
+            found += sorted(Path(folder).glob("*.cti"))
+    if not found:
+        raise CameraError("no GenTL producer: set camera.genicam.cti or GENICAM_GENTL64_PATH")
+    return found
+
+
+def device_field(info: Any, key: str) -> str | None:
+    """One DeviceInfo property, or None where the producer does not provide it."""
+    try:
+        value = getattr(info, key)
+    except Exception:  # GenTL NotAvailable: e.g. Viky has no user-defined name
+        return None
+    return None if value is None else str(value)
+
+
+def describe_device(info: Any) -> str:
+    """``vendor model (serial ...)``: how logs and errors name a device."""
+    return (
+        f"{device_field(info, 'vendor')} {device_field(info, 'model')} "
+        f"(serial {device_field(info, 'serial_number')}, id {device_field(info, 'id_')})"
+    )
+
+
+def choose_device(infos: list[Any], cfg: GenicamCameraConfig) -> Any:
+    """The DeviceInfo the config names: serial number, user name, model, index, or the
+    only/first device. CameraError listing what is there when it is not."""
+    if not infos:
+        raise CameraError("no camera found behind the GenTL producer(s)")
+    listing = "; ".join(describe_device(i) for i in infos)
+    if cfg.index is not None:
+        if cfg.index >= len(infos):
+            raise CameraError(f"no camera at index {cfg.index}; found: {listing}")
+        return infos[cfg.index]
+    for key, want in (
+        ("serial_number", cfg.serial_number),
+        ("user_defined_name", cfg.user_defined_name),
+        ("model", cfg.model),
+    ):
+        if want is None:
+            continue
+        hits = [i for i in infos if device_field(i, key) == want]
+        if not hits:
+            raise CameraError(f"no camera with {key} {want!r}; found: {listing}")
+        if len(hits) > 1 and key != "model":
+            raise CameraError(f"{len(hits)} cameras with {key} {want!r}; found: {listing}")
+        return hits[0]
+    return infos[0]
+
+
+def feature_names(node_map: Any) -> list[str]:
+    """Names of the device's features (implementation nodes left out)."""
+    names = (n.node.name for n in node_map.nodes)
+    return sorted(n for n in names if not n.startswith(("EnumEntry_", "_")))
+
+
+def trigger_features(node_map: Any, mode: str) -> list[dict[str, Any]]:
+    """SFNC features that put the device in ``mode``, applied before the user's own."""
+    has = set(feature_names(node_map))
+    if mode == "free_run":
+        return [{"TriggerMode": "Off"}] if "TriggerMode" in has else []
+    needs = {"TriggerMode"} | ({"TriggerSoftware"} if mode == "software" else set())
+    if not needs <= has:
+        raise ConfigError(
+            f"trigger_mode {mode!r} needs the {sorted(needs)} feature(s), which this device "
+            "does not have; use trigger_mode 'free_run' or another camera"
+        )
+    out: list[dict[str, Any]] = []
+    if "TriggerSelector" in has:
+        out.append({"TriggerSelector": "FrameStart"})
+    out.append({"TriggerMode": "On"})
+    if mode == "software":
+        out.append({"TriggerSource": "Software"})
+    return out
+
+
+def apply_features(node_map: Any, features: list[dict[str, Any]]) -> None:
+    """Write each ``{Name: value}`` in order; ConfigError naming the first that fails,
+    with close matches for a name the device does not have."""
+    for entry in features:
+        for name, value in entry.items():
+            try:
+                node = node_map.get_node(name)
+            except Exception:
+                near = close_matches(name, feature_names(node_map))
+                hint = f"; close matches: {', '.join(near)}" if near else ""
+                raise ConfigError(f"camera feature {name!r} does not exist{hint}") from None
+            _write_feature(node, name, value)
+
+
+def _write_feature(node: Any, name: str, value: Any) -> None:
+    from genicam import genapi
+
+    mode = genapi.EAccessMode(node.node.get_access_mode())
+    if mode not in (genapi.EAccessMode.RW, genapi.EAccessMode.WO):
+        raise ConfigError(f"camera feature {name!r} is not writable now (access {mode.name})")
+    try:
+        if isinstance(node, genapi.ICommand):
+            if value not in (True, "execute"):
+                raise ConfigError(f"command feature {name!r} takes true or 'execute'")
+            node.execute()
+        elif isinstance(node, genapi.IEnumeration):
+            entries = [e.symbolic for e in node.entries]
+            if str(value) not in entries:
+                raise ConfigError(
+                    f"camera feature {name!r} has no value {value!r}; one of {entries}"
+                )
+            node.value = str(value)
+        elif isinstance(node, genapi.IBoolean):
+            if not isinstance(value, bool):
+                raise ConfigError(f"camera feature {name!r} takes true/false, not {value!r}")
+            node.value = value
+        elif isinstance(node, genapi.IInteger):
+            if isinstance(value, bool) or int(value) != value:
+                raise ConfigError(f"camera feature {name!r} takes an integer, not {value!r}")
+            node.value = int(value)
+        elif isinstance(node, genapi.IFloat):
+            node.value = float(value)
+        elif isinstance(node, genapi.IString):
+            node.value = str(value)
+        else:
+            raise ConfigError(f"camera feature {name!r} ({type(node).__name__}) cannot be set")
+    except ConfigError:
+        raise
+    except Exception as exc:  # out of range, locked while acquiring, bad type ...
+        raise ConfigError(f"camera feature {name}={value!r} rejected: {exc}") from exc
+
+
+def walk_features(node_map: Any) -> Iterator[tuple[int, str, str, str, str]]:
+    """(depth, name, type, access, value) for every feature under Root, in tree order;
+    the dump of ``inspector camera features``."""
+    from genicam import genapi
+
+    def visit(node: Any, depth: int) -> Iterator[tuple[int, str, str, str, str]]:
+        access = genapi.EAccessMode(node.node.get_access_mode()).name
+        kind = type(node).__name__.removeprefix("I")
+        value = ""
+        if access in ("RO", "RW") and not isinstance(node, (genapi.ICategory, genapi.ICommand)):
+            try:
+                value = str(node.to_string())
+            except Exception as exc:  # some nodes cannot be read in the current state
+                value = f"<{type(exc).__name__}>"
+        yield depth, str(node.node.name), kind, access, value
+        if isinstance(node, genapi.ICategory):
+            for child in node.features:
+                yield from visit(child, depth + 1)
+
+    yield from visit(node_map.get_node("Root"), 0)
