@@ -26,8 +26,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) .cache/bin/promtool
 	$(BIN)/python -m pytest -m "not gpu and not tensorrt" -q
+
+.cache/bin/promtool:
+	tools/get-promtool.sh
 
 ## test-gpu: tests marked gpu (needs an NVIDIA GPU and cuda-python)
 test-gpu: $(STAMP)

@@ -1,0 +1,165 @@
+"""The per-part loop end to end: sim camera → real ONNX model → rules → sinks.
+
+The model is a small real ONNX graph with fixed detections (tests/conftest.py), run by
+ONNX Runtime exactly as the demo model is; the subject here is the pipeline's
+ordering, deadlines, overruns and fail-closed paths.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspector.app import App
+from inspector.camera.sim import SimCamera
+from inspector.config import Config, parse_config
+from inspector.types import Frame, PartResult, Reason, Trigger
+from tests.conftest import make_detector_onnx
+
+
+class Collect:
+    """A result sink that records results and signals when ``want`` have arrived."""
+
+    def __init__(self, want: int) -> None:
+        self.want = want
+        self.results: list[PartResult] = []
+        self.done = threading.Event()
+
+    def publish(self, result: PartResult) -> None:
+        self.results.append(result)
+        if len(self.results) >= self.want:
+            self.done.set()
+
+
+def config(
+    model: Path, *, parts: int, rate: float = 200, budget: float = 30, depth: int = 4
+) -> Config:
+    return parse_config(
+        f"""
+line: {{cycle_budget_ms: {budget}}}
+trigger: {{source: internal, rate_hz: {rate}, max_parts: {parts}}}
+camera: {{type: sim, sim: {{width: 320, height: 256, pool_size: 4, seed: 7}}}}
+recipes:
+  - id: 1
+    name: t
+    models: [{{path: "{model}", conf_floor: 0.25}}]
+pipeline: {{queue_depth: {depth}}}
+metrics: {{enabled: false}}
+logging: {{per_part: false}}
+"""
+    )
+
+
+def run_app(cfg: Config, want: int, camera: object | None = None) -> list[PartResult]:
+    sink = Collect(want)
+    app = App(cfg, extra_sinks=[sink], camera=camera)  # type: ignore[arg-type]
+    app.start()
+    try:
+        assert sink.done.wait(20), f"only {len(sink.results)} of {want} results"
+    finally:
+        app.stop()
+    return sink.results
+
+
+def test_every_part_gets_one_verdict_in_order(tmp_path: Path) -> None:
+    model = make_detector_onnx(tmp_path / "m.onnx", [(20, 20, 10, 10, 1, 0.9)])
+    results = run_app(config(model, parts=60), 60)
+    assert [r.trigger.part_id for r in results] == list(range(1, 61))
+    assert all(r.verdict.reason is Reason.DEFECT for r in results)
+    assert all(r.verdict.findings[0].class_name == "defect1" for r in results)
+    assert all(r.cycle_ns < 30e6 for r in results)
+    assert {"preprocess", "infer", "postprocess", "decide"} <= set(results[0].stage_ns)
+
+
+def test_clean_parts_are_ok(tmp_path: Path) -> None:
+    model = make_detector_onnx(tmp_path / "m.onnx", [(20, 20, 10, 10, 1, 0.3)])  # below 0.5
+    results = run_app(config(model, parts=20), 20)
+    assert all(r.verdict.ok for r in results)
+
+
+class GatedCamera(SimCamera):
+    """The sim camera, except that chosen parts wait on a gate (a stuck grab)."""
+
+    def __init__(self, cfg: Config, stuck: set[int], gate: threading.Event) -> None:
+        super().__init__(cfg.camera.sim)
+        self.stuck, self.gate = stuck, gate
+
+    def grab(self, trigger: Trigger) -> Frame:
+        if trigger.part_id in self.stuck:
+            self.gate.wait(5)
+        return super().grab(trigger)
+
+
+def test_stuck_part_times_out_on_time_and_later_parts_overrun(tmp_path: Path) -> None:
+    model = make_detector_onnx(tmp_path / "m.onnx", [])
+    cfg = config(model, parts=8, rate=100, budget=30, depth=1)
+    gate = threading.Event()
+    cam = GatedCamera(cfg, {2}, gate)
+    sink = Collect(8)
+    app = App(cfg, extra_sinks=[sink], camera=cam)
+    app.start()
+    try:
+        # Part 2 blocks the grab; parts behind it overflow the depth-1 queue.
+        assert sink.done.wait(10) or len(sink.results) >= 2
+        gate.set()
+        assert sink.done.wait(10)
+    finally:
+        gate.set()
+        app.stop()
+    by_part = {r.trigger.part_id: r for r in sink.results}
+    assert by_part[1].verdict.ok
+    stuck = by_part[2]
+    assert stuck.verdict.reason is Reason.TIMEOUT
+    assert 29e6 <= stuck.cycle_ns <= 60e6, stuck.cycle_ns
+    reasons = {r.verdict.reason for r in sink.results}
+    assert Reason.OVERRUN in reasons
+    assert not any(r.verdict.ok for r in sink.results if r.verdict.reason is not Reason.OK)
+
+
+class BrokenFrameCamera(SimCamera):
+    def grab(self, trigger: Trigger) -> Frame:
+        frame = super().grab(trigger)
+        if trigger.part_id % 2:
+            bad = frame.image.astype(np.uint16)  # a deep frame nobody converted
+            return Frame(bad, frame.pixel_format, frame.frame_id, frame.t_grab_ns)
+        return frame
+
+
+def test_bad_frames_are_no_image_and_never_ok(tmp_path: Path) -> None:
+    model = make_detector_onnx(tmp_path / "m.onnx", [])
+    cfg = config(model, parts=10)
+    results = run_app(cfg, 10, BrokenFrameCamera(cfg.camera.sim))
+    for r in results:
+        if r.trigger.part_id % 2:
+            assert r.verdict.reason is Reason.NO_IMAGE and not r.verdict.ok
+        else:
+            assert r.verdict.ok
+
+
+def test_unknown_recipe_is_error(tmp_path: Path) -> None:
+    from inspector.trigger import InternalTrigger
+
+    model = make_detector_onnx(tmp_path / "m.onnx", [])
+    cfg = config(model, parts=3)
+    sink = Collect(3)
+    trig = InternalTrigger(200, 30, max_parts=3, recipe_id=lambda: 9)
+    app = App(cfg, extra_sinks=[sink], trigger=trig)
+    app.start()
+    try:
+        assert sink.done.wait(10)
+    finally:
+        app.stop()
+    assert all(r.verdict.reason is Reason.ERROR for r in sink.results)
+
+
+def test_broken_model_file_fails_start_cleanly(tmp_path: Path) -> None:
+    from inspector.errors import BackendError
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    app = App(config(bad, parts=1))
+    with pytest.raises(BackendError, match="cannot load ONNX model"):
+        app.start()
