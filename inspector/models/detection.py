@@ -53,23 +53,30 @@ def decode(
     raw: FloatArray, layout: str, conf_floor: float
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.intp]]:
     """Candidates above ``conf_floor`` as (xyxy boxes, scores, class ids)."""
+    n_fixed = 4 if layout == "yolov8" else 5
+    if raw.shape[1 if layout == "yolov8" else 2] <= n_fixed:
+        raise ModelError("detection output has no class columns")
+    # Threshold on the best class score first, so only candidates are gathered.
     if layout == "yolov8":
-        preds = raw[0].T  # [N, 4+nc]
+        body = raw[0]  # [4+nc, N], rows contiguous
+        best = body[4:].max(axis=0)
+        keep = np.flatnonzero(best >= conf_floor)
+        preds = body[:, keep].T  # [k, 4+nc]
         cls_scores = preds[:, 4:]
     else:
-        preds = raw[0]  # [N, 5+nc]
-        cls_scores = preds[:, 5:] * preds[:, 4:5]
-    if cls_scores.shape[1] == 0:
-        raise ModelError("detection output has no class columns")
+        body = raw[0]  # [N, 5+nc]
+        all_scores = body[:, 5:] * body[:, 4:5]
+        keep = np.flatnonzero(all_scores.max(axis=1, initial=0.0) >= conf_floor)
+        preds = body[keep]
+        cls_scores = all_scores[keep]
     class_ids = cls_scores.argmax(axis=1)
     scores = cls_scores[np.arange(len(cls_scores)), class_ids]
-    keep = scores >= conf_floor
-    c = preds[keep, :4]
+    c = preds[:, :4]
     boxes = np.empty_like(c)
     half_w, half_h = c[:, 2] / 2, c[:, 3] / 2
     boxes[:, 0], boxes[:, 1] = c[:, 0] - half_w, c[:, 1] - half_h
     boxes[:, 2], boxes[:, 3] = c[:, 0] + half_w, c[:, 1] + half_h
-    return boxes, scores[keep].astype(np.float32), class_ids[keep]
+    return boxes, scores.astype(np.float32), class_ids
 
 
 def nms(

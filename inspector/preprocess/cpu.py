@@ -65,23 +65,33 @@ def preprocess(
     new_w, new_h = round(geo.src_w * geo.scale_x), round(geo.src_h * geo.scale_y)
     resized = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
 
+    # value = (pixel / 255 - mean) / std = pixel * scale + offset, per model channel.
     mean = np.asarray(cfg.mean, np.float32)  # RGB order in config
     std = np.asarray(cfg.std, np.float32)
     if cfg.channel_order == "BGR":
         mean, std = mean[::-1], std[::-1]
+    scale = (1.0 / (255.0 * std)).astype(np.float32)
+    offset = (-mean / std).astype(np.float32)
     out = np.empty((1, 3, dst_h, dst_w), np.float32)
     px, py = int(geo.pad_x), int(geo.pad_y)
-    pad = cfg.pad_value / 255.0
-    for c in range(3):
-        out[0, c] = (pad - mean[c]) / std[c]
+    _fill_padding(out[0], cfg.pad_value * scale + offset, px, py, new_w, new_h)
     region = out[0, :, py : py + new_h, px : px + new_w]
-    if resized.ndim == 2:
-        plane = resized.astype(np.float32) * (1.0 / 255.0)
-        for c in range(3):
-            region[c] = (plane - mean[c]) / std[c]
-    else:
-        flip = src_order != cfg.channel_order
-        for c in range(3):
-            src_c = 2 - c if flip else c
-            region[c] = (resized[:, :, src_c].astype(np.float32) * (1.0 / 255.0) - mean[c]) / std[c]
+    flip = src_order != cfg.channel_order
+    for c in range(3):
+        src = resized if resized.ndim == 2 else resized[:, :, 2 - c if flip else c]
+        # One pass from uint8 straight into the float32 output (no temporaries).
+        np.multiply(src, scale[c], out=region[c], casting="unsafe")
+        if offset[c] != 0.0:
+            region[c] += offset[c]
     return out, geo
+
+
+def _fill_padding(
+    out: npt.NDArray[np.float32], value: npt.NDArray[np.float32], px: int, py: int, w: int, h: int
+) -> None:
+    """Write the letterbox border only (the image region is overwritten anyway)."""
+    v = value[:, None, None]
+    out[:, :py, :] = v
+    out[:, py + h :, :] = v
+    out[:, py : py + h, :px] = v
+    out[:, py : py + h, px + w :] = v
