@@ -20,14 +20,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from inspector.errors import FrameError
+from inspector.errors import CameraError, FrameError
 
 # ------------------------------------------------------------------ pixel formats
 _BAYER = re.compile(r"^Bayer(RG|BG|GR|GB)(8|10|12|16)(p|Packed)?$")
@@ -229,6 +229,28 @@ class FrameMatcher(Generic[T]):
         self._last_raw = raw
         self._last_id += delta
         return self._last_id
+
+
+def serve_part(
+    matcher: FrameMatcher[T], fetch: Callable[[], tuple[int, T | None]], part_id: int
+) -> T:
+    """The frame of the part being served under hardware trigger.
+
+    ``fetch()`` returns the next (frame id, frame) from the device, frame None for a
+    damaged buffer, and raises CameraError on timeout. Frames of later parts are held;
+    a part whose frame is known lost or damaged raises CameraError without waiting.
+    """
+    while (slot := matcher.pop()) is None:
+        try:
+            frame_id, frame = fetch()
+        except CameraError:
+            matcher.abandon()  # this part's frame, if it ever comes, is stale
+            raise
+        matcher.push(frame_id, frame)
+    frame_id, matched = slot
+    if matched is None:
+        raise CameraError(f"frame {frame_id} of part {part_id} was lost or damaged")
+    return matched
 
 
 # ------------------------------------------------------------------ small helpers

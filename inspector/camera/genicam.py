@@ -31,7 +31,13 @@ from typing import Any
 
 import structlog
 
-from inspector.camera.convert import FrameMatcher, backoff_delays, close_matches, convert
+from inspector.camera.convert import (
+    FrameMatcher,
+    backoff_delays,
+    close_matches,
+    convert,
+    serve_part,
+)
 from inspector.config import GenicamCameraConfig
 from inspector.errors import CameraError, ConfigError, FrameError
 from inspector.types import Frame, Trigger
@@ -60,6 +66,14 @@ ERROR_DAMAGED_BUFFER = 104
 ERROR_FRAME_LOST = 105  # hardware trigger: the part's frame id never arrived
 
 StateCallback = Callable[[CameraState, str], None]
+
+
+class DamagedBuffer(FrameError):
+    """A complete-looking buffer whose pixels cannot be inspected (size, format)."""
+
+    def __init__(self, message: str, frame_id: int) -> None:
+        super().__init__(message)
+        self.frame_id = frame_id
 
 
 @dataclass
@@ -109,6 +123,8 @@ class GenicamCamera:
         self._reconnector: threading.Thread | None = None
         self._harvester: Any = None
         self._acquirer: Any = None
+        self._temperature_node: str | None = None
+        self.device = ""  # "vendor model (serial ..., id ...)" once opened
         self._matcher: FrameMatcher[Frame] = FrameMatcher(id_wrap=cfg.frame_id_wrap)
 
     # ------------------------------------------------------------------ lifecycle
@@ -156,13 +172,22 @@ class GenicamCamera:
     # ----------------------------------------------------------------------- grab
     def grab(self, trigger: Trigger) -> Frame:
         """The frame of this part, or CameraError (timeout, lost or damaged frame,
-        device offline). The producer's buffer is queued again before this returns."""
-        if not self._lock.acquire(blocking=False):
-            raise CameraError(f"camera {self.name} is reconnecting")
+        device offline). The producer's buffer is queued again before this returns.
+
+        Waits at most ``timeout_ms``, and never past ``trigger.deadline_ns``: a frame
+        that late cannot make the part's verdict in time anyway.
+        """
+        now_ns = time.monotonic_ns()
+        deadline_ns = min(now_ns + int(self.cfg.timeout_ms * 1e6), trigger.deadline_ns)
+        if self.state is not CameraState.READY:  # fail at once while reconnecting
+            raise CameraError(f"camera {self.name} is {self.state.value}: {self.detail}")
+        # The lock is only contended by a temperature read (short) or a reconnect that
+        # started since the check above.
+        if not self._lock.acquire(timeout=max(deadline_ns - now_ns, 0) / 1e9):
+            raise CameraError(f"camera {self.name} busy (reconnecting?)")
         try:
             if self.state is not CameraState.READY or self._acquirer is None:
                 raise CameraError(f"camera {self.name} is {self.state.value}: {self.detail}")
-            deadline_ns = time.monotonic_ns() + int(self.cfg.timeout_ms * 1e6)
             try:
                 if self.cfg.trigger_mode == "hardware":
                     return self._grab_hardware(trigger, deadline_ns)
@@ -179,24 +204,17 @@ class GenicamCamera:
             self._lock.release()
 
     def _grab_hardware(self, trigger: Trigger, deadline_ns: int) -> Frame:
-        while (slot := self._matcher.pop()) is None:
+        def fetch() -> tuple[int, Frame | None]:
             try:
                 frame = self._fetch_frame(trigger, deadline_ns)
-            except FrameError as exc:
-                if exc.args and isinstance(exc.args[-1], int):
-                    self._matcher.push(exc.args[-1], None)  # damaged: its part is NG
-                    continue
-                raise
-            except CameraError:
-                self._matcher.abandon()  # its frame, if it ever comes, is stale
-                raise
-            if not self._matcher.push(frame.frame_id, frame):
-                self.stats.stale += 1
-        self.stats.lost = self._matcher.lost
-        frame_id, matched = slot
-        if matched is None:
-            raise CameraError(f"frame {frame_id} of part {trigger.part_id} was lost")
-        return matched
+            except DamagedBuffer as exc:
+                return exc.frame_id, None  # its part is NG; later frames keep their parts
+            return frame.frame_id, frame
+
+        try:
+            return serve_part(self._matcher, fetch, trigger.part_id)
+        finally:
+            self.stats.lost, self.stats.stale = self._matcher.lost, self._matcher.stale
 
     def _fetch_frame(self, trigger: Trigger, deadline_ns: int) -> Frame:
         """Fetch, check, copy and convert one buffer, queueing it back at once."""
@@ -223,7 +241,7 @@ class GenicamCamera:
         raise CameraError(f"no frame within {self.cfg.timeout_ms:g} ms for part {trigger.part_id}")
 
     def _copy_pixels(self, buffer: Any, frame_id: int) -> tuple[Any, str]:
-        """The one copy of the pixels; FrameError(msg, frame_id) for a damaged buffer."""
+        """The one copy of the pixels; DamagedBuffer for a buffer not fit to inspect."""
         try:
             payload = buffer.payload
             component = payload.components[0] if payload is not None else None
@@ -238,10 +256,10 @@ class GenicamCamera:
             )
         except FrameError as exc:
             self.stats.incomplete += 1
-            raise FrameError(f"damaged buffer {frame_id}: {exc}", frame_id) from exc
-        except (IndexError, AttributeError) as exc:
+            raise DamagedBuffer(f"damaged buffer {frame_id}: {exc}", frame_id) from exc
+        except (IndexError, AttributeError) as exc:  # a payload without its parts
             self.stats.incomplete += 1
-            raise FrameError(f"damaged buffer {frame_id}: {exc}", frame_id) from exc
+            raise DamagedBuffer(f"damaged buffer {frame_id}: {exc}", frame_id) from exc
 
     def _drain(self) -> None:
         """Give queued frames back unseen (free-run and software trigger only)."""
@@ -252,18 +270,20 @@ class GenicamCamera:
 
     # ------------------------------------------------------------------- device
     def temperature_c(self) -> float | None:
-        """The device temperature in °C where the camera has the node, else None."""
-        if not self._lock.acquire(blocking=False):
+        """The device temperature in °C where the camera has the node, else None.
+
+        For the metrics scrape: it waits at most 50 ms for a grab in progress, and the
+        read itself is one register access.
+        """
+        if self._temperature_node is None or not self._lock.acquire(timeout=0.05):
             return None
         try:
             if self._acquirer is None:
                 return None
             node_map = self._acquirer.remote_device.node_map
-            for node_name in TEMPERATURE_NODES:
-                try:
-                    return float(node_map.get_node(node_name).value)
-                except Exception:  # absent or not readable on this model
-                    continue
+            return float(node_map.get_node(self._temperature_node).value)
+        except Exception as exc:  # not readable in the current state
+            log.debug("camera_temperature_unreadable", camera=self.name, error=str(exc))
             return None
         finally:
             self._lock.release()
@@ -292,9 +312,12 @@ class GenicamCamera:
         apply_features(node_map, self.cfg.features)
         self._acquirer.num_buffers = self.cfg.num_buffers
         self._acquirer.add_callback(ImageAcquirer.Events.INCOMPLETE_BUFFER, _CountIncomplete())
+        names = set(feature_names(node_map))
+        self._temperature_node = next((n for n in TEMPERATURE_NODES if n in names), None)
         self._matcher.reset()
         self._acquirer.start()
-        log.info("camera_open", camera=self.name, device=describe_device(info))
+        self.device = describe_device(info)
+        log.info("camera_open", camera=self.name, device=self.device)
 
     def _teardown(self) -> None:
         """Stop, destroy and reset whatever exists; never raises. Caller holds the lock."""
@@ -377,6 +400,24 @@ def resolve_cti(cti: list[Path]) -> list[Path]:
     if not found:
         raise CameraError("no GenTL producer: set camera.genicam.cti or GENICAM_GENTL64_PATH")
     return found
+
+
+DEVICE_FIELDS = ("vendor", "model", "serial_number", "user_defined_name", "id_", "tl_type")
+
+
+def list_devices(cti: list[Path]) -> list[dict[str, str | None]]:
+    """The devices behind the producer(s), one mapping of DEVICE_FIELDS each; the
+    producer is unloaded again before this returns."""
+    from harvesters.core import Harvester
+
+    harvester = Harvester()
+    try:
+        for path in resolve_cti(cti):
+            harvester.add_file(str(path), check_existence=True)
+        harvester.update()
+        return [{k: device_field(i, k) for k in DEVICE_FIELDS} for i in harvester.device_info_list]
+    finally:
+        harvester.reset()
 
 
 def device_field(info: Any, key: str) -> str | None:
