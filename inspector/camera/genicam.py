@@ -14,7 +14,7 @@ waits for it: a part arriving mid-reconnect is NG at once, not late.
 
 harvesters and genicam are imported only inside functions: ``import inspector`` and the
 sim/folder daemon never load them. Node-map helpers shared with ``inspector camera``
-(device choice, feature application, feature dump) live at the end of this file.
+(producer files, device choice, feature application) live at the end of this file.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -539,25 +539,3 @@ def _write_feature(node: Any, name: str, value: Any) -> None:
         raise
     except Exception as exc:  # out of range, locked while acquiring, bad type ...
         raise ConfigError(f"camera feature {name}={value!r} rejected: {exc}") from exc
-
-
-def walk_features(node_map: Any) -> Iterator[tuple[int, str, str, str, str]]:
-    """(depth, name, type, access, value) for every feature under Root, in tree order;
-    the dump of ``inspector camera features``."""
-    from genicam import genapi
-
-    def visit(node: Any, depth: int) -> Iterator[tuple[int, str, str, str, str]]:
-        access = genapi.EAccessMode(node.node.get_access_mode()).name
-        kind = type(node).__name__.removeprefix("I")
-        value = ""
-        if access in ("RO", "RW") and not isinstance(node, (genapi.ICategory, genapi.ICommand)):
-            try:
-                value = str(node.to_string())
-            except Exception as exc:  # some nodes cannot be read in the current state
-                value = f"<{type(exc).__name__}>"
-        yield depth, str(node.node.name), kind, access, value
-        if isinstance(node, genapi.ICategory):
-            for child in node.features:
-                yield from visit(child, depth + 1)
-
-    yield from visit(node_map.get_node("Root"), 0)

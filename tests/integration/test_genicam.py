@@ -183,3 +183,39 @@ def test_close_releases_everything_and_is_idempotent() -> None:
         cam.close()
     with pytest.raises(CameraError, match="closed"):
         cam.grab(trig(2))
+
+
+# ------------------------------------------------------------ inspector camera ...
+def test_cli_list_features_grab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    from inspector.cli import main
+
+    assert main(["camera", "list", "--cti", str(VIKY)]) == 0
+    out = capsys.readouterr().out
+    assert sum(" Viky " in line for line in out.splitlines()) == 3 and "VikyTL_DEV_blue" in out
+
+    assert (
+        main(["camera", "features", "--cti", str(VIKY), "--serial", "2", "--feature", "Width=128"])
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    width = next(line.split() for line in lines if line.strip().startswith("Width "))
+    assert width == ["Width", "Integer", "RW", "128"]
+    assert any(line.startswith("  ImageFormatControl") for line in lines)  # the tree
+
+    args = ["camera", "grab", "--cti", str(VIKY), "--index", "0", "-n", "2", "--out", str(tmp_path)]
+    assert main([*args, "--trigger-mode", "free_run", "--feature", "PixelFormat=RGBa8"]) == 0
+    pngs = sorted(tmp_path.glob("frame_*.png"))
+    assert len(pngs) == 2
+    image = cv2.imread(str(pngs[0]))
+    assert image.shape == (400, 400, 3)  # Viky's default size
+    # the red device draws a red ball on white: some pixels are pure red in BGR
+    assert ((image[:, :, 2] > 200) & (image[:, :, 0] < 50)).any()
+
+
+def test_cli_misspelled_feature_exits_78(capsys: pytest.CaptureFixture[str]) -> None:
+    from inspector.cli import main
+
+    assert main(["camera", "features", "--cti", str(VIKY), "--feature", "Widht=3"]) == 78
+    assert "close matches: Width" in capsys.readouterr().err
