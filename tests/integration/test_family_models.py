@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from inspector.app import load_recipe
 from inspector.backends.onnxruntime import OnnxRuntimeBackend
-from inspector.config import ModelConfig, PreprocessConfig
+from inspector.config import ModelConfig, PreprocessConfig, RecipeConfig
 from inspector.errors import ModelError
+from inspector.inspect import LoadedRecipe, inspect_part
 from inspector.models import build_postprocessor
 from inspector.preprocess.cpu import preprocess
-from inspector.types import Finding
+from inspector.types import Finding, Frame, Reason
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "tests" / "data" / "models"
@@ -191,3 +193,49 @@ def test_names_that_do_not_fit_the_real_model_are_refused() -> None:
     backend.load()
     with pytest.raises(ModelError, match="3 channel"):
         build_postprocessor(model, backend.info)
+
+
+def _recipe() -> LoadedRecipe:
+    grey_pad = PreprocessConfig(pad_value=128)
+    recipe = RecipeConfig(
+        id=1,
+        name="families",
+        models=[
+            ModelConfig(name="seg", family="segmentation", path=MODELS / "seg_dark.onnx"),
+            ModelConfig(
+                name="ad",
+                family="anomaly",
+                path=MODELS / "anomaly_patchcore.onnx",
+                preprocess=grey_pad,
+            ),
+            ModelConfig(
+                name="cls",
+                family="classification",
+                path=MODELS / "cls_brightness_probs.onnx",
+                preprocess=grey_pad,
+            ),
+        ],
+    )
+    return load_recipe(recipe, warmup_runs=1)
+
+
+def test_three_families_in_one_recipe_decide_ok_and_ng() -> None:
+    loaded = _recipe()
+    try:
+        good = Frame(_frame(dark=False, bright=False), "Mono8", frame_id=1, t_grab_ns=0)
+        verdict, stage_ns = inspect_part(good, loaded)
+        assert verdict.ok and verdict.reason is Reason.OK, verdict
+        assert stage_ns["postprocess"] > 0
+        dark = Frame(_frame(bright=False), "Mono8", frame_id=2, t_grab_ns=0)
+        verdict, _ = inspect_part(dark, loaded)
+        assert not verdict.ok and verdict.reason is Reason.DEFECT
+        assert {(f.model, f.class_name) for f in verdict.findings} == {
+            ("seg", "dark_spot"),
+            ("ad", "anomaly"),
+        }
+        black = Frame(np.zeros((100, 200), np.uint8), "Mono8", frame_id=3, t_grab_ns=0)
+        verdict, _ = inspect_part(black, loaded)
+        assert not verdict.ok
+        assert ("cls", "dark") in {(f.model, f.class_name) for f in verdict.findings}
+    finally:
+        loaded.close()
