@@ -191,18 +191,7 @@ def golden_inputs(
 
     from inspector.preprocess.cpu import preprocess
 
-    out = []
-    paths = (
-        sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if folder and folder.is_dir()
-        else []
-    )
-    for path in paths:
-        read = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if read is None:
-            raise EngineError(f"golden image {path} cannot be read")
-        tensor, geo = preprocess(np.asarray(read, np.uint8), "BGR8", input_hw, cfg)
-        out.append((path.name, tensor, geo))
+    out = folder_inputs(folder, input_hw, cfg) if folder is not None else []
     if out:
         return out
     rng = np.random.default_rng(seed)
@@ -220,4 +209,24 @@ def golden_inputs(
                 cv2.circle(image, (int(x), int(y)), int(rng.integers(4, 40)), 255, -1)
         tensor, geo = preprocess(np.asarray(image, np.uint8), "Mono8", input_hw, cfg)
         out.append((f"synthetic-{i}", tensor, geo))
+    return out
+
+
+def folder_inputs(
+    folder: Path, input_hw: tuple[int, int], cfg: PreprocessConfig
+) -> list[tuple[str, Tensor, Geometry]]:
+    """Every image of ``folder`` (name order), preprocessed as the daemon would."""
+    import cv2
+
+    from inspector.preprocess.cpu import preprocess
+
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        read = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if read is None:
+            raise EngineError(f"image {path} cannot be read")
+        tensor, geo = preprocess(np.asarray(read, np.uint8), "BGR8", input_hw, cfg)
+        out.append((path.name, tensor, geo))
     return out

@@ -55,6 +55,9 @@ class Manifest(BaseModel):
     onnx_outputs: list[str] = Field(
         default_factory=list, description="ONNX output names, in order (the model's order)."
     )
+    onnx_metadata: dict[str, str] = Field(
+        default_factory=dict, description="ONNX custom metadata (Ultralytics names, imgsz)."
+    )
     workspace_mib: int = Field(0, description="Workspace pool limit used.")
     build_seconds: float = Field(0.0, description="Wall time of the build.")
     built_at: str = Field("", description="UTC time of the build (ISO 8601).")
