@@ -1,0 +1,240 @@
+"""The device stage of the flow (steps 3-4 on the GPU), all on one CUDA stream.
+
+    frame ─▶ pinned slot ─▶ H2D ─▶ fused kernel ─▶ model (CUDA graph) ─▶ top-K ─▶ D2H ─▶ host
+                            (copy stream)   └──────── pipeline stream ───────┘
+
+``GpuStage.submit(frame)`` enqueues everything and returns at once with a ticket;
+``collect(ticket)`` waits for that frame's last event only and returns
+``(outputs, geometry, stage_ns)``, so up to ``frames_in_flight`` frames overlap (the host
+grabs and uploads frame k+1 while the GPU runs frame k). ``__call__`` does both for one
+frame, and ``make_gpu_model_stage`` wraps it with the postprocessor into the
+``inspect.ModelStage`` the worker thread calls.
+
+Detection outputs in the YOLOv8 layout ``[1, 4+nc, N]`` are cut on the device to the
+``candidate_cap`` best-scoring candidates (``topk``, no host sync, capturable), so a few
+kilobytes come back instead of N×(4+nc) floats; the host postprocessor then applies the
+confidence floor and NMS as on the CPU path. If the K-th kept score is still above the
+floor, candidates may have been cut: ``saturated`` counts those parts.
+
+Stage times come from CUDA events: ``h2d``, ``preprocess``, ``infer``, ``d2h`` (device
+time, ns) plus ``gpu_wait`` (host time blocked in collect).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from inspector.config import ModelConfig
+from inspector.errors import BackendError, FrameError
+from inspector.gpu import driver as cu
+from inspector.models.base import Postprocessor
+from inspector.preprocess.cuda import CudaPreprocessor
+from inspector.preprocess.geometry import Geometry
+from inspector.types import Finding, Frame
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One frame in flight."""
+
+    ring: int  # the stage's own ring index (events, host output buffers)
+    slot: int  # the preprocessor's pinned slot
+    geometry: Geometry
+    host_out: list[Any]  # pinned torch tensors the D2H copies land in
+    pre: CudaPreprocessor
+    t_submit_ns: int
+    done: Any = None  # event after the D2H copies
+    infer_end: Any = None
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class GpuStage:
+    """Preprocess + infer on the device for one model (torch backend), frames in flight.
+
+    ``backend`` must offer the device path of ``backends/torch.py``: ``bind_stream``,
+    ``input_ptr``, ``input_fp16``, ``run_on_stream``.
+    """
+
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        backend: Any,
+        *,
+        frames_in_flight: int = 2,
+        device: int = 0,
+        candidate_cap: int = 512,
+    ) -> None:
+        import torch
+
+        self._torch = torch
+        self.cfg = model_cfg
+        self.backend = backend
+        self.frames_in_flight = frames_in_flight
+        self.candidate_cap = candidate_cap
+        self._device = device
+        cu.make_current(device)
+        self.stream = cu.stream_create()
+        backend.bind_stream(self.stream)
+        shape = backend.info.inputs[0].shape
+        self.input_hw = (int(shape[2]), int(shape[3]))
+        self._pre: dict[tuple[str, tuple[int, ...]], CudaPreprocessor] = {}
+        self._host_out: list[list[Any] | None] = [None] * frames_in_flight
+        self._events = [(cu.event_create(), cu.event_create()) for _ in range(frames_in_flight)]
+        self._in_flight: list[Ticket] = []
+        self._ring = 0
+        self.saturated = 0  # parts whose top-K cut may have dropped candidates
+
+    def _preprocessor(self, frame: Frame, shape: tuple[int, ...]) -> CudaPreprocessor:
+        if frame.image.dtype != np.uint8:
+            raise FrameError(f"GPU path takes 8-bit frames, got {frame.image.dtype}")
+        key = (frame.pixel_format, tuple(shape))
+        pre = self._pre.get(key)
+        if pre is None:
+            pre = CudaPreprocessor(
+                frame.pixel_format,
+                (int(shape[0]), int(shape[1])),
+                self.input_hw,
+                self.cfg.preprocess,
+                self.stream,
+                fp16=self.backend.input_fp16,
+                frames_in_flight=self.frames_in_flight,
+                device=self._device,
+            )
+            self._pre[key] = pre
+        return pre
+
+    def acquire_pinned(
+        self, pixel_format: str, shape: tuple[int, ...]
+    ) -> tuple[int, npt.NDArray[np.uint8]]:
+        """A free pinned slot and its frame-shaped view, for a camera that writes frames
+        straight into pinned memory; pass the slot to ``submit(frame, slot=...)``."""
+        probe = Frame(np.empty((0,), np.uint8), pixel_format, 0, 0)
+        pre = self._preprocessor(probe, shape)
+        slot = pre.acquire()
+        return slot, pre.host_view(slot)
+
+    def submit(self, frame: Frame, *, slot: int | None = None) -> Ticket:
+        """Enqueue one frame (upload, kernel, model, reduction, D2H); do not wait.
+
+        ``slot`` says the frame already lies in that pinned slot (``acquire_pinned``):
+        the host copy is skipped.
+        """
+        ring = self._ring
+        if len(self._in_flight) >= self.frames_in_flight or any(
+            t.ring == ring for t in self._in_flight
+        ):
+            raise BackendError(f"more than {self.frames_in_flight} frames in flight")
+        cu.make_current(self._device)
+        t0 = time.monotonic_ns()
+        pre = self._preprocessor(frame, frame.image.shape)
+        if slot is None:
+            slot = pre.upload(frame.image)  # type: ignore[arg-type]  # dtype checked above
+        else:
+            pre.enqueue_copy(slot)
+        pre.run(self.backend.input_ptr, slot)
+        infer_end, done = self._events[ring]
+        torch = self._torch
+        try:
+            with torch.cuda.stream(self.backend.stream):
+                outs = [self._reduce(o) for o in self.backend.run_on_stream()]
+                cu.event_record(infer_end, self.stream)
+                host = self._host_buffers(ring, outs)
+                for h, o in zip(host, outs, strict=True):
+                    h.copy_(o, non_blocking=True)
+        except RuntimeError as exc:  # torch reports CUDA failures as RuntimeError
+            cu.count_failure()
+            raise BackendError(f"torch on the pipeline stream failed: {exc}") from exc
+        cu.event_record(done, self.stream)
+        self._ring = (ring + 1) % self.frames_in_flight
+        ticket = Ticket(ring, slot, pre.geometry, host, pre, t0, done, infer_end)
+        self._in_flight.append(ticket)
+        return ticket
+
+    def _reduce(self, out: Any) -> Any:
+        """Keep the ``candidate_cap`` best YOLOv8 candidates on the device, as float32."""
+        if self.cfg.family == "detection" and out.dim() == 3 and 4 < out.shape[1] < out.shape[2]:
+            k = min(self.candidate_cap, int(out.shape[2]))
+            if k < out.shape[2]:
+                scores = out[0, 4:, :].amax(0)
+                idx = scores.topk(k, sorted=True).indices
+                out = out.index_select(2, idx)
+        return out.float()
+
+    def _host_buffers(self, slot: int, outs: list[Any]) -> list[Any]:
+        bufs = self._host_out[slot]
+        if bufs is None or [b.shape for b in bufs] != [o.shape for o in outs]:
+            torch = self._torch
+            bufs = [torch.empty(o.shape, dtype=torch.float32, pin_memory=True) for o in outs]
+            self._host_out[slot] = bufs
+        return bufs
+
+    def collect(self, ticket: Ticket) -> tuple[list[FloatArray], Geometry, dict[str, int]]:
+        """Wait for one submitted frame; return host outputs, geometry and stage times."""
+        t0 = time.monotonic_ns()
+        try:
+            cu.event_sync(ticket.done)
+        finally:
+            self._in_flight.remove(ticket)
+        t1 = time.monotonic_ns()
+        outputs = [h.numpy().copy() for h in ticket.host_out]
+        stage_ns = ticket.pre.stage_ns(ticket.slot)
+        stage_ns["infer"] = cu.event_elapsed_ns(
+            ticket.pre.pre_end_event(ticket.slot), ticket.infer_end
+        )
+        stage_ns["d2h"] = cu.event_elapsed_ns(ticket.infer_end, ticket.done)
+        stage_ns["gpu_wait"] = t1 - t0
+        if self.cfg.family == "detection" and outputs and self._cut_saturated(outputs[0]):
+            self.saturated += 1
+        return outputs, ticket.geometry, stage_ns
+
+    def _cut_saturated(self, out: FloatArray) -> bool:
+        if out.ndim != 3 or out.shape[2] < self.candidate_cap or out.shape[1] <= 4:
+            return False
+        return bool(out[0, 4:, -1].max() >= self.cfg.conf_floor)
+
+    def __call__(self, frame: Frame) -> tuple[list[FloatArray], Geometry, dict[str, int]]:
+        """One frame through the device, waited for."""
+        return self.collect(self.submit(frame))
+
+    def close(self) -> None:
+        """Wait for the stream and free the preprocessors, events and stream."""
+        with contextlib.suppress(BackendError):  # after a sticky error: free what we can
+            cu.stream_sync(self.stream)
+        for pre in self._pre.values():
+            pre.close()
+        self._pre.clear()
+        for a, b in self._events:
+            for ev in (a, b):
+                with contextlib.suppress(BackendError):
+                    cu.event_destroy(ev)
+        self._events = []
+
+
+def make_gpu_stage(model_cfg: ModelConfig, backend: Any, *, frames_in_flight: int = 2) -> GpuStage:
+    """The device stage for one loaded torch-backend model: ``stage(frame) -> (outputs,
+    geometry, stage_ns)``."""
+    return GpuStage(model_cfg, backend, frames_in_flight=frames_in_flight)
+
+
+def make_gpu_model_stage(
+    stage: GpuStage, post: Postprocessor
+) -> Callable[[Frame], tuple[list[Finding], dict[str, int]]]:
+    """Wrap a GpuStage and the model's postprocessor into an ``inspect.ModelStage``."""
+
+    def run(frame: Frame) -> tuple[list[Finding], dict[str, int]]:
+        outputs, geometry, stage_ns = stage(frame)
+        t0 = time.monotonic_ns()
+        findings = post(outputs, geometry)
+        stage_ns["postprocess"] = time.monotonic_ns() - t0
+        return findings, stage_ns
+
+    return run

@@ -1,0 +1,252 @@
+"""GPU preprocessing: pinned frame ring → async H2D → one fused NVRTC kernel (step 3).
+
+``CudaPreprocessor`` is built once per camera format/size and model input. It owns:
+
+- a ring of page-locked host buffers (one per frame in flight), allocated once. A camera
+  may grab straight into ``host_view(slot)``; ``upload()`` copies a numpy frame there.
+  On integrated GPUs (Jetson) the buffers are mapped into the device address space and
+  the kernel reads them in place (zero-copy): the iGPU shares DRAM, a copy would only
+  double the memory traffic;
+- one device buffer per slot and the H2D copies into it. With one frame in flight they
+  run on the pipeline's stream; with more, on a side copy stream ordered by events, so
+  the copy of frame k+1 overlaps the model of frame k on the copy engine (the kernel and
+  the model stay on the one pipeline stream);
+- the fused kernel (``cuda_kernel.py``), compiled with NVRTC and cached per architecture,
+  writing fp16 or fp32 CHW straight into the backend's input tensor (``run(out_ptr)``);
+- CUDA events around each stage, read back by ``stage_ns()`` once the frame is done.
+
+Every CUDA failure raises ``BackendError`` named after the CUDA error (``gpu/driver.py``);
+the pipeline turns it into NG_ERROR. The geometry equals the CPU path's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from inspector.config import PreprocessConfig
+from inspector.errors import BackendError, FrameError
+from inspector.gpu import driver as cu
+from inspector.gpu.nvrtc import compile_cubin
+from inspector.preprocess.cuda_kernel import (
+    KERNEL_NAME,
+    KERNEL_SOURCE,
+    kernel_params,
+    source_bytes,
+)
+from inspector.preprocess.geometry import Geometry
+
+_BLOCK = (32, 8, 1)
+
+
+@dataclass(slots=True)
+class _Slot:
+    host: int  # pinned host pointer
+    device: int  # device pointer the kernel reads (mapped host pointer on Jetson)
+    owned_device: bool  # device buffer allocated by us (discrete GPU)
+    h2d_start: Any  # events
+    h2d_end: Any
+    pre_start: Any
+    pre_end: Any
+
+
+class CudaPreprocessor:
+    """Frame → model input on the device, for one pixel format, frame size and input size.
+
+    ``stream`` is the pipeline's CUDA stream (an int handle); the kernel runs on it.
+    """
+
+    def __init__(
+        self,
+        pixel_format: str,
+        src_hw: tuple[int, int],
+        input_hw: tuple[int, int],
+        cfg: PreprocessConfig,
+        stream: int,
+        *,
+        fp16: bool,
+        frames_in_flight: int = 2,
+        device: int = 0,
+    ) -> None:
+        self.pixel_format = pixel_format
+        self.src_hw = src_hw
+        self.frame_shape = (*src_hw, 3) if pixel_format in ("BGR8", "RGB8") else src_hw
+        self.params, self.geometry = kernel_params(pixel_format, src_hw, input_hw, cfg, fp16=fp16)
+        self.fp16 = fp16
+        self.device = cu.make_current(device)
+        self.mapped = self.device.integrated
+        self._stream = stream
+        self._nbytes = source_bytes(self.params)
+        self._slots: list[_Slot] = []
+        self._copy_stream = 0
+        self._module: Any = None
+        self._next = 0
+        self._last_slot = -1
+        try:
+            cubin = compile_cubin(KERNEL_SOURCE, KERNEL_NAME, self.device.arch)
+            self._module, self._fn = cu.module_load(cubin, KERNEL_NAME)
+            side = frames_in_flight > 1 and not self.mapped
+            self._copy_stream = cu.stream_create() if side else 0
+            for _ in range(max(1, frames_in_flight)):
+                self._slots.append(self._new_slot())
+        except BaseException:
+            self.close()
+            raise
+        # Kernel arguments live in ctypes objects built once; each launch only updates
+        # the two pointers (no per-part allocation in the hot path).
+        self._arg_src = ctypes.c_void_p(0)
+        self._arg_dst = ctypes.c_void_p(0)
+        self._argv = (ctypes.c_void_p * 3)(
+            ctypes.addressof(self._arg_src),
+            ctypes.addressof(self._arg_dst),
+            ctypes.addressof(self.params),
+        )
+        dst_h, dst_w = input_hw
+        self._grid = (-(-dst_w // _BLOCK[0]), -(-dst_h // _BLOCK[1]), 1)
+
+    def _new_slot(self) -> _Slot:
+        host, mapped_dev = cu.host_alloc(self._nbytes, mapped=self.mapped)
+        events = [cu.event_create() for _ in range(4)]
+        if self.mapped:
+            return _Slot(host, mapped_dev, False, *events)
+        return _Slot(host, cu.mem_alloc(self._nbytes), True, *events)
+
+    @property
+    def frames_in_flight(self) -> int:
+        return len(self._slots)
+
+    @property
+    def copy_stream(self) -> int:
+        """The stream the H2D copies run on (the pipeline's stream when there is none)."""
+        return self._copy_stream or self._stream
+
+    def acquire(self) -> int:
+        """Next ring slot, once the kernel that last read it has finished (host waits)."""
+        slot = self._next
+        self._next = (slot + 1) % len(self._slots)
+        cu.event_sync(self._slots[slot].pre_end)
+        return slot
+
+    def host_view(self, slot: int) -> npt.NDArray[np.uint8]:
+        """The pinned buffer of ``slot`` as a frame-shaped array (a camera may fill it)."""
+        buf = (ctypes.c_uint8 * self._nbytes).from_address(self._slots[slot].host)
+        view: npt.NDArray[np.uint8] = np.ctypeslib.as_array(buf).reshape(self.frame_shape)
+        return view
+
+    def upload(self, image: npt.NDArray[np.uint8], slot: int | None = None) -> int:
+        """Copy a frame into a pinned slot and start its async H2D copy; return the slot."""
+        if image.dtype != np.uint8 or image.shape != self.frame_shape:
+            raise FrameError(
+                f"{self.pixel_format} frame {image.shape} {image.dtype} does not match the "
+                f"configured {self.frame_shape} uint8"
+            )
+        if slot is None:
+            slot = self.acquire()
+        np.copyto(self.host_view(slot), image)
+        self.enqueue_copy(slot)
+        return slot
+
+    def enqueue_copy(self, slot: int) -> None:
+        """Start the H2D copy of an already filled pinned slot (no-op on mapped memory)."""
+        s = self._slots[slot]
+        stream = self.copy_stream
+        cu.event_record(s.h2d_start, stream)
+        if not self.mapped:
+            cu.copy_htod_async(s.device, s.host, self._nbytes, stream)
+        cu.event_record(s.h2d_end, stream)
+        self._last_slot = slot
+
+    def run(self, out_ptr: int, slot: int | None = None) -> None:
+        """Enqueue the fused kernel on the pipeline's stream, writing the input at ``out_ptr``.
+
+        ``out_ptr`` is the device address of a contiguous ``[1, 3, H, W]`` fp16/fp32
+        tensor (the backend's input binding).
+        """
+        s = self._slots[self._last_slot if slot is None else slot]
+        if self._copy_stream:
+            cu.stream_wait(self._stream, s.h2d_end)
+        self._arg_src.value = s.device
+        self._arg_dst.value = out_ptr
+        cu.event_record(s.pre_start, self._stream)
+        cu.launch(self._fn, self._grid, _BLOCK, self._stream, ctypes.addressof(self._argv))
+        cu.event_record(s.pre_end, self._stream)
+
+    def stage_ns(self, slot: int) -> dict[str, int]:
+        """Device time of the slot's last H2D copy and kernel (call after it completed)."""
+        s = self._slots[slot]
+        return {
+            "h2d": cu.event_elapsed_ns(s.h2d_start, s.h2d_end),
+            "preprocess": cu.event_elapsed_ns(s.pre_start, s.pre_end),
+        }
+
+    def pre_end_event(self, slot: int) -> Any:
+        """The event recorded after the slot's kernel (later stages time from it)."""
+        return self._slots[slot].pre_end
+
+    def close(self) -> None:
+        """Free the ring, the streams and the module. Safe to call twice; never raises
+        (after a sticky CUDA error the context is lost anyway)."""
+        slots, self._slots = self._slots, []
+        for s in slots:
+            _quiet(cu.event_sync, s.pre_end)
+            for ev in (s.h2d_start, s.h2d_end, s.pre_start, s.pre_end):
+                _quiet(cu.event_destroy, ev)
+            if s.owned_device:
+                _quiet(cu.mem_free, s.device)
+            _quiet(cu.host_free, s.host)
+        if self._copy_stream:
+            _quiet(cu.stream_destroy, self._copy_stream)
+            self._copy_stream = 0
+        if self._module is not None:
+            _quiet(cu.module_unload, self._module)
+            self._module = None
+
+
+def _quiet(fn: Any, *args: Any) -> None:
+    # Already counted and named by cu.check; nothing more to do while closing.
+    with contextlib.suppress(BackendError):
+        fn(*args)
+
+
+def preprocess_once(
+    image: npt.NDArray[np.uint8],
+    pixel_format: str,
+    input_hw: tuple[int, int],
+    cfg: PreprocessConfig,
+    *,
+    fp16: bool = False,
+) -> tuple[npt.NDArray[np.float32], Geometry]:
+    """Convenience/test path: one frame through the GPU, result back as host float32.
+
+    Same signature and result as ``cpu.preprocess``. Allocates everything per call, so
+    it is for checks and tools, not for the per-part loop.
+    """
+    cu.make_current()
+    stream = cu.stream_create()
+    pre = CudaPreprocessor(
+        pixel_format, image.shape[:2], input_hw, cfg, stream, fp16=fp16, frames_in_flight=1
+    )
+    dtype = np.float16 if fp16 else np.float32
+    out = np.empty((1, 3, *input_hw), dtype)
+    dev = cu.mem_alloc(out.nbytes)
+    try:
+        drv, _ = cu.bindings()
+        # Poison the output (all-ones bytes are NaN in fp16 and fp32): an element the
+        # kernel fails to write shows up as NaN instead of passing as zero.
+        cu.check(drv.cuMemsetD8(dev, 0xFF, out.nbytes), "cuMemsetD8")
+        pre.upload(image)
+        pre.run(dev)
+        cu.check(
+            drv.cuMemcpyDtoHAsync(out.ctypes.data, dev, out.nbytes, stream), "cuMemcpyDtoHAsync"
+        )
+        cu.stream_sync(stream)
+    finally:
+        cu.mem_free(dev)
+        pre.close()
+        cu.stream_destroy(stream)
+    return out.astype(np.float32), pre.geometry
