@@ -79,10 +79,11 @@ class TensorRTBackend(Backend):
         from inspector.engine.options import BuildRequest
 
         ecfg = self.model.engine
+        tools = toolchain()
+        timing = cache.timing_cache_path(ecfg.dir, tools.trt_version, tools.compute_capability)
         request = BuildRequest(
             onnx=self.model.path, out_dir=ecfg.dir, precision=ecfg.precision,
-            dla_core=ecfg.dla_core, workspace_mib=ecfg.workspace_mib,
-            timing_cache=ecfg.dir / "timing.cache",
+            dla_core=ecfg.dla_core, workspace_mib=ecfg.workspace_mib, timing_cache=timing,
         )  # fmt: skip
 
         def keepalive(status: str) -> None:
@@ -90,7 +91,7 @@ class TensorRTBackend(Backend):
 
         keepalive("building TensorRT engine")
         build_engine(
-            request, toolchain(), model=self.model, golden_dir=ecfg.dir / "golden",
+            request, tools, model=self.model, golden_dir=ecfg.dir / "golden",
             run_golden_check=ecfg.golden_check, keepalive=keepalive,
         )  # fmt: skip
 

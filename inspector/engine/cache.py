@@ -175,3 +175,8 @@ def open_verified(decision: Decision, deserialize: Callable[[bytes], T]) -> T:
         raise EngineError(f"no plan to open: {decision.reason}")
     data = read_verified_plan(decision.plan, decision.manifest)
     return deserialize(data)
+
+
+def timing_cache_path(engine_dir: Path, trt_version: str, compute_capability: str) -> Path:
+    """Default timing cache, one per TensorRT version and SM: reused between builds."""
+    return engine_dir / f"trt{trt_version}.sm{compute_capability.replace('.', '')}.timing"
