@@ -162,3 +162,21 @@ def serve(host: str = "127.0.0.1", port: int = 9108) -> MetricsServer:
     """Start the /metrics endpoint (port 0 picks a free port)."""
     server, thread = start_http_server(port, addr=host, registry=REGISTRY)
     return MetricsServer(server, thread)
+
+
+# ---------------------------------------- camera, GenICam source (issue 4, camera/genicam.py)
+CAMERA_FPS = Gauge(
+    "inspector_camera_frames_per_second",
+    "Frames per second the camera delivered, over its last 32 frames.",
+    registry=REGISTRY,
+)
+CAMERA_LOST_FRAMES = Counter(
+    "inspector_camera_lost_frames",
+    "Hardware trigger: frame ids missing from the sequence; their parts are NG no_image.",
+    registry=REGISTRY,
+)
+CAMERA_STALE_FRAMES = Counter(
+    "inspector_camera_stale_frames",
+    "Frames dropped unseen because no part was waiting for them (late or pre-trigger).",
+    registry=REGISTRY,
+)

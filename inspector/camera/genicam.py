@@ -8,9 +8,12 @@ thread this source starts.
 
 Concurrency: ``grab`` runs on the pipeline's acquisition thread and is the only user of
 the device while it is healthy. When the device is lost, ``grab`` marks it LOST and
-fails at once; a reconnect thread then destroys, resets, updates, reopens and re-applies
-the feature set with doubling backoff. One lock guards the device, and ``grab`` never
-waits for it: a part arriving mid-reconnect is NG at once, not late.
+fails at once; a supervisor thread then destroys, resets, updates, reopens and re-applies
+the feature set with doubling backoff; while healthy it reads the device temperature
+every 10 s. One lock guards the device. ``grab`` checks the state before taking it, so
+a part arriving mid-reconnect is NG at once, not late; a temperature read delays a grab
+by one register access at most. Counters go to ``inspector.metrics`` (CAMERA_*) as they
+move, and ``state`` / ``on_state`` carry the PLC ERROR_CODE (``CameraState.error_code``).
 
 harvesters and genicam are imported only inside functions: ``import inspector`` and the
 sim/folder daemon never load them. Node-map helpers shared with ``inspector camera``
@@ -31,6 +34,7 @@ from typing import Any
 
 import structlog
 
+from inspector import metrics
 from inspector.camera.convert import (
     FrameMatcher,
     backoff_delays,
@@ -44,8 +48,9 @@ from inspector.types import Frame, Trigger
 
 log = structlog.get_logger(__name__)
 
-#: SFNC names of a device temperature node, tried in order.
+#: SFNC names of a device temperature node, tried in order, and how often it is read.
 TEMPERATURE_NODES = ("DeviceTemperature", "SensorTemperature")
+TEMPERATURE_PERIOD_S = 10.0
 
 
 class CameraState(str, enum.Enum):
@@ -53,7 +58,7 @@ class CameraState(str, enum.Enum):
 
     CLOSED = "closed"
     READY = "ready"
-    LOST = "lost"  # device gone; the reconnect thread is working on it
+    LOST = "lost"  # device gone; the supervisor thread is reconnecting
 
     @property
     def error_code(self) -> int:
@@ -78,19 +83,41 @@ class DamagedBuffer(FrameError):
 
 @dataclass
 class CameraStats:
-    """Counters of one source, read by the metrics collector (all monotonic)."""
+    """Counters of one source (monotonic); each also moves its Prometheus metric."""
 
-    frames: int = 0  # frames handed to the pipeline
+    frames: int = 0  # frames fetched and converted
     timeouts: int = 0  # grabs that got no frame in time
     incomplete: int = 0  # incomplete or damaged buffers dropped, never inferred on
     lost: int = 0  # hardware trigger: frames missing from the id sequence
     stale: int = 0  # frames dropped because no part was waiting for them any more
     reconnects: int = 0  # successful reconnects after the device was lost
+    reconnect_attempts: int = 0
     _frame_times_ns: deque[int] = field(default_factory=lambda: deque(maxlen=32))
 
     def frame_done(self, t_ns: int) -> None:
         self.frames += 1
         self._frame_times_ns.append(t_ns)
+        metrics.CAMERA_FRAMES.inc()
+        metrics.CAMERA_FPS.set(self.fps)
+
+    def timed_out(self) -> None:
+        self.timeouts += 1
+        metrics.CAMERA_TIMEOUTS.inc()
+
+    def damaged(self) -> None:
+        self.incomplete += 1
+        metrics.CAMERA_INCOMPLETE.inc()
+
+    def dropped(self, *, stale: int = 0, lost: int = 0) -> None:
+        self.stale += stale
+        self.lost += lost
+        metrics.CAMERA_STALE_FRAMES.inc(stale)
+        metrics.CAMERA_LOST_FRAMES.inc(lost)
+
+    def reconnect_attempt(self, *, ok: bool) -> None:
+        self.reconnect_attempts += 1
+        self.reconnects += ok
+        metrics.CAMERA_RECONNECTS.inc()
 
     @property
     def fps(self) -> float:
@@ -120,7 +147,7 @@ class GenicamCamera:
         self._lock = threading.Lock()  # guards the harvester and acquirer
         self._stop = threading.Event()
         self._lost = threading.Event()
-        self._reconnector: threading.Thread | None = None
+        self._supervisor: threading.Thread | None = None
         self._harvester: Any = None
         self._acquirer: Any = None
         self._temperature_node: str | None = None
@@ -129,12 +156,12 @@ class GenicamCamera:
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
-        """Open and configure the device, start acquisition and the reconnect thread.
+        """Open and configure the device, start acquisition and the supervisor thread.
 
         Raises ConfigError for a feature that does not exist or cannot be written (with
         close matches), CameraError when no producer or device can be opened.
         """
-        if self._reconnector is not None:
+        if self._supervisor is not None:
             return
         with self._lock:
             try:
@@ -144,19 +171,19 @@ class GenicamCamera:
                 raise
         self._stop.clear()
         self._lost.clear()
-        self._reconnector = threading.Thread(
-            target=self._reconnect_loop, name=f"{self.name}-reconnect", daemon=True
+        self._supervisor = threading.Thread(
+            target=self._supervise, name=f"{self.name}-supervisor", daemon=True
         )
-        self._reconnector.start()
+        self._supervisor.start()
         self._set_state(CameraState.READY, "")
 
     def close(self) -> None:
         """Stop acquisition and release device, producer and thread; safe to call twice."""
         self._stop.set()
-        self._lost.set()  # wakes the reconnect thread so it sees the stop
-        if self._reconnector is not None:
-            self._reconnector.join()
-            self._reconnector = None
+        self._lost.set()  # wakes the supervisor so it sees the stop
+        if self._supervisor is not None:
+            self._supervisor.join()
+            self._supervisor = None
         with self._lock:
             self._teardown()
         if self.state is not CameraState.CLOSED:
@@ -211,10 +238,12 @@ class GenicamCamera:
                 return exc.frame_id, None  # its part is NG; later frames keep their parts
             return frame.frame_id, frame
 
+        lost, stale = self._matcher.lost, self._matcher.stale
         try:
             return serve_part(self._matcher, fetch, trigger.part_id)
         finally:
-            self.stats.lost, self.stats.stale = self._matcher.lost, self._matcher.stale
+            m = self._matcher
+            self.stats.dropped(stale=m.stale - stale, lost=m.lost - lost)
 
     def _fetch_frame(self, trigger: Trigger, deadline_ns: int) -> Frame:
         """Fetch, check, copy and convert one buffer, queueing it back at once."""
@@ -237,7 +266,7 @@ class GenicamCamera:
                 device_timestamp_ns=stamp,
                 source_name=self.name,
             )
-        self.stats.timeouts += 1
+        self.stats.timed_out()
         raise CameraError(f"no frame within {self.cfg.timeout_ms:g} ms for part {trigger.part_id}")
 
     def _copy_pixels(self, buffer: Any, frame_id: int) -> tuple[Any, str]:
@@ -255,10 +284,10 @@ class GenicamCamera:
                 x_padding=int(component.x_padding),
             )
         except FrameError as exc:
-            self.stats.incomplete += 1
+            self.stats.damaged()
             raise DamagedBuffer(f"damaged buffer {frame_id}: {exc}", frame_id) from exc
         except (IndexError, AttributeError) as exc:  # a payload without its parts
-            self.stats.incomplete += 1
+            self.stats.damaged()
             raise DamagedBuffer(f"damaged buffer {frame_id}: {exc}", frame_id) from exc
 
     def _drain(self) -> None:
@@ -266,7 +295,7 @@ class GenicamCamera:
         ia = self._acquirer
         while (raw := ia.try_fetch(timeout=1e-4, is_raw=True)) is not None:
             raw.parent.queue_buffer(raw)
-            self.stats.stale += 1
+            self.stats.dropped(stale=1)
 
     # ------------------------------------------------------------------- device
     def temperature_c(self) -> float | None:
@@ -296,7 +325,7 @@ class GenicamCamera:
 
         class _CountIncomplete(Callback):  # type: ignore[misc]  # harvesters is untyped
             def emit(self, context: object = None) -> None:
-                stats.incomplete += 1
+                stats.damaged()
 
         self._harvester = Harvester()
         for cti in resolve_cti(self.cfg.cti):
@@ -337,15 +366,15 @@ class GenicamCamera:
         self._set_state(CameraState.LOST, why)
         self._lost.set()
 
-    def _reconnect_loop(self) -> None:
-        """Wait for LOST, then retry the whole open with doubling backoff."""
+    def _supervise(self) -> None:
+        """Read the temperature now and then; on LOST, reopen with doubling backoff."""
         while not self._stop.is_set():
-            self._lost.wait()
-            if self._stop.is_set():
-                return
-            for delay in backoff_delays(
-                self.cfg.reconnect_backoff_s, self.cfg.reconnect_backoff_max_s
-            ):
+            if not self._lost.wait(TEMPERATURE_PERIOD_S):
+                if (celsius := self.temperature_c()) is not None:
+                    metrics.CAMERA_TEMPERATURE.set(celsius)
+                continue
+            cfg = self.cfg
+            for delay in backoff_delays(cfg.reconnect_backoff_s, cfg.reconnect_backoff_max_s):
                 if self._stop.wait(delay):
                     return
                 if self._try_reconnect():
@@ -358,16 +387,18 @@ class GenicamCamera:
                 self._connect()
             except Exception as exc:  # keep trying: a rebooting camera is not there yet
                 self._teardown()
+                self.stats.reconnect_attempt(ok=False)
                 self.detail = f"reconnect failed: {exc}"
                 log.warning("camera_reconnect_failed", camera=self.name, error=str(exc))
                 return False
-            self.stats.reconnects += 1
+            self.stats.reconnect_attempt(ok=True)
             self._lost.clear()
             self._set_state(CameraState.READY, "")
             return True
 
     def _set_state(self, state: CameraState, detail: str) -> None:
         self.state, self.detail = state, detail
+        metrics.CAMERA_UP.set(1 if state is CameraState.READY else 0)
         if self._on_state is not None:
             self._on_state(state, detail)
 

@@ -16,6 +16,7 @@ from typing import Any
 import genicam
 import pytest
 
+from inspector import metrics
 from inspector.camera.genicam import CameraState, GenicamCamera, list_devices
 from inspector.config import GenicamCameraConfig
 from inspector.errors import CameraError, ConfigError
@@ -67,14 +68,25 @@ def test_producer_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         list_devices([])
 
 
+def sample(name: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(name)
+    assert value is not None, name
+    return value
+
+
 def test_open_by_serial_applies_features_and_grabs() -> None:
+    frames_before = sample("inspector_camera_frames_total")
     cam = GenicamCamera(make_cfg(serial_number="2"))
     cam.open()
     try:
         assert "VikyTL_DEV_blue" in cam.device and cam.state is CameraState.READY
+        assert sample("inspector_camera_up") == 1
         frames = [cam.grab(trig(i)) for i in range(3)]
     finally:
         cam.close()
+    assert sample("inspector_camera_up") == 0
+    assert sample("inspector_camera_frames_total") == frames_before + 3
+    assert sample("inspector_camera_frames_per_second") > 0
     for f in frames:
         assert f.pixel_format == "Mono8" and f.image.shape == (100, 128)  # features applied
         check_frame(f.image, f.pixel_format)
@@ -140,6 +152,7 @@ def test_frame_timeout_is_a_camera_error_and_counted() -> None:
         with pytest.raises(CameraError, match="no frame within"):
             cam.grab(trig(2, within_s=0.05))
         assert cam.stats.timeouts == 1 and cam.state is CameraState.READY
+        assert sample("inspector_camera_timeouts_total") >= 1
 
 
 def _wait_ready(states: list[CameraState], ready: threading.Event) -> None:
@@ -171,6 +184,7 @@ def test_reconnects_after_the_device_is_lost(how: str) -> None:
         # A fresh Viky device starts at 400x400 RGBa8: the features were applied again.
         assert frame.image.shape == (100, 128) and frame.pixel_format == "Mono8"
         assert cam.stats.reconnects == 1
+        assert sample("inspector_camera_reconnects_total") >= 1
     assert states[-1] is CameraState.CLOSED
 
 
