@@ -54,7 +54,11 @@ TEMPERATURE_PERIOD_S = 10.0
 
 
 class CameraState(str, enum.Enum):
-    """Where the source stands; ``error_code`` is the PLC ERROR_CODE (1xx: camera)."""
+    """Where the source stands; ``error_code`` is for the PLC's ERROR_CODE (1xx: camera).
+
+    A single part's failure (timeout, damaged or lost frame) does not change the state:
+    it is that part's NG no_image verdict.
+    """
 
     CLOSED = "closed"
     READY = "ready"
@@ -64,11 +68,6 @@ class CameraState(str, enum.Enum):
     def error_code(self) -> int:
         return {CameraState.CLOSED: 101, CameraState.READY: 0, CameraState.LOST: 102}[self]
 
-
-#: PLC ERROR_CODE values of single-part camera failures (the state stays READY).
-ERROR_FRAME_TIMEOUT = 103
-ERROR_DAMAGED_BUFFER = 104
-ERROR_FRAME_LOST = 105  # hardware trigger: the part's frame id never arrived
 
 StateCallback = Callable[[CameraState, str], None]
 
