@@ -69,10 +69,14 @@ class TensorRTBackend(Backend):
         if decision.action is not cache.Action.USE or decision.manifest is None:
             raise EngineError(decision.reason)
         log.info("engine_selected", plan=str(decision.plan), trt=target.trt_version, gpu=gpu_name)
-        engine = cache.open_verified(
-            decision, lambda data: self._deserialize(trt, data, cc, ecfg.dla_core)
-        )
-        self._setup(engine, decision.manifest)
+        try:
+            engine = cache.open_verified(
+                decision, lambda data: self._deserialize(trt, data, cc, ecfg.dla_core)
+            )
+            self._setup(engine, decision.manifest)
+        except BaseException:
+            self.close()
+            raise
 
     def _build_on_start(self) -> None:
         from inspector.engine.build import build_engine, toolchain
@@ -103,7 +107,11 @@ class TensorRTBackend(Backend):
         trt = trt_build.import_tensorrt()
         _, cc = cudart.device_properties(0)
         backend = cls(model)
-        backend._setup(backend._deserialize(trt, data, cc, manifest.dla_core), manifest)
+        try:
+            backend._setup(backend._deserialize(trt, data, cc, manifest.dla_core), manifest)
+        except BaseException:
+            backend.close()
+            raise
         return backend
 
     def _deserialize(self, trt: Any, data: bytes, cc: str, dla_core: int | None) -> Any:
@@ -126,12 +134,13 @@ class TensorRTBackend(Backend):
         self._context = engine.create_execution_context()
         if self._context is None:
             raise EngineError("TensorRT could not create an execution context (out of memory?)")
-        h, w = self.model.input_size or _opt_hw(manifest) or (640, 640)
-        first = manifest.onnx_inputs[0]
+        # A static engine keeps its own input shape; a dynamic one gets batch 1 at the
+        # configured size, else the profile's opt size.
+        hw = self.model.input_size or _opt_hw(manifest)
+        shapes = {manifest.onnx_inputs[0]: (1, 3, *hw)} if hw else {}
         plan = plan_bindings(
-            engine, self._context, manifest.onnx_inputs, manifest.onnx_outputs,
-            {first: (1, 3, h, w)},
-        )  # fmt: skip
+            engine, self._context, manifest.onnx_inputs, manifest.onnx_outputs, shapes
+        )
         self._stream = cudart.Stream()
         self._resources.append(self._stream)
         self._bind(plan)

@@ -99,3 +99,15 @@ def test_describe_engine_and_layers() -> None:
     ]
     assert layer_summary(json.dumps({"Layers": ["conv1", "conv2"]}))[0] == "layers       2"
     assert layer_summary("not json") == ["layers       (engine information unreadable)"]
+
+
+def test_tensorrt_backend_without_tensorrt_fails_closed_with_install_hint(
+    no_tensorrt: None, tmp_path: Path
+) -> None:
+    from inspector.backends import create_backend
+    from inspector.config import ModelConfig
+    from inspector.errors import BackendError
+
+    onnx = make_detector_onnx(tmp_path / "m.onnx", [(30, 30, 8, 8, 0, 0.9)])
+    with pytest.raises(BackendError, match="TensorRT is not installed"):
+        create_backend(ModelConfig(path=onnx, backend="tensorrt"))
