@@ -349,7 +349,12 @@ class PlcConfig(_Model):
         "serves the map to a PLC that polls (as Cognex/Keyence sensors do).",
     )
     host: str = Field("127.0.0.1", description="PLC address (client) or bind address (server).")
-    port: int = Field(502, ge=1, le=65535, description="Modbus TCP port.")
+    port: int = Field(
+        502,
+        ge=0,
+        le=65535,
+        description="Modbus TCP port; 0 (server role or embedded simulator) picks a free one.",
+    )
     unit_id: int = Field(1, ge=0, le=255, description="Modbus unit (slave) id.")
     in_base: int = Field(0, ge=0, le=65535, description="Base address of block A (PLC → vision).")
     out_base: int = Field(
@@ -364,6 +369,15 @@ class PlcConfig(_Model):
     )
     simulator: bool = Field(
         False, description="Start the embedded PLC simulator on host:port (demo, tests)."
+    )
+    simulator_rate_hz: float = Field(
+        10.0, gt=0, le=1000, description="Parts per second the embedded simulator triggers."
+    )
+    simulator_deadline_ms: float = Field(
+        100.0,
+        gt=0,
+        description="Trigger-to-verdict deadline the embedded simulator enforces, like the "
+        "distance from camera to reject gate on a real line.",
     )
 
 

@@ -370,6 +370,11 @@ class Handshake:
         self._in_flight.clear()
         self._queue.clear()
         self._presented = False
+        # Show "no result" (RESULT_SEQ 0) until the next one: re-showing the last result
+        # to a restarted PLC would hand it a verdict for a part it never triggered.
+        self._shown = ResultBlock(config_crc=self.config_crc)
+        if next_seq(self._result_seq) == inp.result_ack_seq:
+            self._result_seq = next_seq(self._result_seq)  # never pre-acknowledged
 
     def _take_ack(self, ack_seq: int) -> None:
         if self._presented and ack_seq == self._result_seq:

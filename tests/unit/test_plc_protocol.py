@@ -37,7 +37,7 @@ def inputs(seq: int = 0, *, hb: int = 1, part_id: int = 0, ack: int = 0, **kw: i
         command_seq=0,
     )
     base.update(kw)
-    return PlcInputs(**base)  # type: ignore[arg-type]
+    return PlcInputs(**base)
 
 
 def result(
@@ -215,3 +215,17 @@ def test_vision_heartbeat_stops_when_a_part_makes_no_progress() -> None:
     hs.on_inputs(inputs(11, part_id=1), MS)
     assert hs.tick_heartbeat(0) == 2  # a part in flight, no progress: stuck
     assert hs.tick_heartbeat(1) == 3  # progress again
+
+
+def test_resync_shows_no_result_so_a_restarted_plc_never_sees_an_old_one() -> None:
+    hs = synced(10)
+    hs.on_inputs(inputs(11, part_id=111), MS)
+    hs.on_result(result(11, 111))
+    assert ResultBlock.decode(hs.result_words(MS)[0]).result_seq == 1
+    hs.lost()  # link dropped; the PLC restarts with TRIGGER_SEQ 0 and ack 2
+    hs.on_inputs(inputs(0, hb=1, ack=2), 2 * MS)
+    block = ResultBlock.decode(hs.result_words(2 * MS)[0])
+    assert (block.result_seq, block.result_part_id, block.verdict) == (0, 0, PlcVerdict.NONE)
+    hs.on_inputs(inputs(1, hb=2, part_id=5, ack=2), 3 * MS)
+    hs.on_result(result(1, 5))
+    assert ResultBlock.decode(hs.result_words(3 * MS)[0]).result_seq == 3  # not 2: pre-acked

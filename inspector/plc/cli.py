@@ -1,0 +1,101 @@
+"""``inspector plc-sim``: run the PLC simulator (``plc/sim.py``) from the command line.
+
+The lead's ``cli.py`` calls ``register_cli(subparsers)``; the module also runs on its
+own (``python -m inspector.plc.cli --port 5020 --rate 10 --parts 2000``), which is how
+tests start the simulator in a separate process. It prints one ``listening`` line with
+the port once ready and one summary line at the end, and exits 1 on any mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from inspector.plc.sim import PlcSimulator
+
+EXIT_MISMATCH = 1
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The plc-sim options (also used by ``register_cli``)."""
+    p.add_argument("--host", default="127.0.0.1", help="Address to serve on or poll.")
+    p.add_argument("--port", type=int, default=5020, help="Port (0: pick a free one).")
+    p.add_argument(
+        "--role",
+        choices=("client", "server"),
+        default="client",
+        help="The DAEMON's role: 'client' (the simulator serves) or 'server' (it polls).",
+    )
+    p.add_argument("--unit-id", type=int, default=1, help="Modbus unit id.")
+    p.add_argument("--in-base", type=int, default=0, help="Base address of block A.")
+    p.add_argument("--out-base", type=int, default=100, help="Base address of block B.")
+    p.add_argument("--rate", type=float, default=10.0, help="Parts per second.")
+    p.add_argument("--parts", type=int, default=None, help="Stop after this many parts.")
+    p.add_argument("--deadline-ms", type=float, default=100.0, help="Trigger-to-verdict deadline.")
+    p.add_argument("--first-part-id", type=int, default=1, help="PART_ID of the first part.")
+    p.add_argument("--recipe", type=int, default=1, help="RECIPE_ID to select.")
+    p.add_argument(
+        "--json", action="store_true", help="Print the summary and every verdict as JSON."
+    )
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add ``plc-sim`` to the daemon's argparse subcommands."""
+    p = subparsers.add_parser(
+        "plc-sim",
+        help="Run a PLC simulator on 127.0.0.1 (Modbus TCP) and check every verdict.",
+        description=__doc__,
+    )
+    add_arguments(p)
+    p.set_defaults(func=run_plc_sim)
+
+
+def run_plc_sim(args: argparse.Namespace) -> int:
+    """Run until --parts are done (or SIGINT/SIGTERM); 1 on any mismatch, else 0."""
+    sim = PlcSimulator(
+        host=args.host,
+        port=args.port,
+        daemon_role=args.role,
+        unit_id=args.unit_id,
+        in_base=args.in_base,
+        out_base=args.out_base,
+        rate_hz=args.rate,
+        parts=args.parts,
+        deadline_ms=args.deadline_ms,
+        first_part_id=args.first_part_id,
+        recipe_id=args.recipe,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    sim.start()
+    print(f"plc-sim listening role={args.role} port={sim.bound_port}", flush=True)
+    while not stop.is_set() and not sim.done.is_set():
+        stop.wait(0.1)
+    counts = sim.counts()
+    answers = sim.call(lambda m: list(m.answers.items()))
+    sim.stop()
+    if args.json:
+        print(json.dumps({**counts.__dict__, "answers": answers}), flush=True)
+    else:
+        print(f"plc-sim {counts.summary()}", flush=True)
+    return EXIT_MISMATCH if counts.mismatched else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="inspector plc-sim", description=__doc__)
+    add_arguments(parser)
+    return run_plc_sim(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

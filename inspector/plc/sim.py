@@ -1,0 +1,429 @@
+"""The PLC simulator: a PLC program on 127.0.0.1 that the daemon (or a test) talks to.
+
+Where it sits: it stands in for the line's PLC at both ends of the flow. It raises
+TRIGGER_SEQ with a PART_ID at line rate, keeps the per-part FIFO a real PLC keeps,
+checks every result (CHECK, echoes, deadline), acknowledges it, and counts
+OK / NG / missed / late / mismatched. ``inspector plc-sim`` runs it from the command
+line; ``plc.simulator: true`` starts it embedded; tests drive it in-process.
+
+* daemon role ``client`` (default): the simulator is a pymodbus TCP server holding both
+  blocks; the daemon's FC16 into block B is checked as it arrives.
+* daemon role ``server``: the simulator is a polling Modbus client, like a PLC reading a
+  Cognex/Keyence sensor: each scan it writes block A and reads block B.
+
+``PlcModel`` is the PLC program (pure, clock passed in); ``PlcSimulator`` runs it in its
+own thread with one asyncio loop, like the link, so tests can start, drive, kill and
+restart it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from inspector.config import PlcConfig
+from inspector.plc.protocol import (
+    BLOCK_A_LEN,
+    BLOCK_B_LEN,
+    RESULT_FIRST,
+    PlcInputs,
+    ResultBlock,
+    next_seq,
+)
+from inspector.types import PlcVerdict
+
+
+@dataclass
+class Counts:
+    """What the PLC saw. ``mismatched`` is any verdict it could not trust (wrong part,
+    bad CHECK, unknown sequence, invalid verdict): the one count that must stay 0."""
+
+    triggered: int = 0
+    ok: int = 0
+    ng: int = 0
+    missed: int = 0  # no verdict by the deadline: rejected by the PLC
+    late: int = 0  # a verdict that came after the deadline: rejected by the PLC
+    mismatched: int = 0
+    results: int = 0
+    bad_check: int = 0  # reads whose CHECK did not match: ignored, read again
+    verdicts: dict[int, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (
+            f"triggered={self.triggered} ok={self.ok} ng={self.ng} missed={self.missed} "
+            f"late={self.late} mismatched={self.mismatched}"
+        )
+
+
+class PlcModel:
+    """The PLC's side of the handshake: block A, the FIFO of pending parts, the checks."""
+
+    def __init__(self, *, deadline_ms: float, first_part_id: int = 1, recipe_id: int = 1) -> None:
+        self.deadline_ns = int(deadline_ms * 1e6)
+        self.inputs = PlcInputs(
+            plc_heartbeat=0,
+            enable=True,
+            trigger_seq=0,
+            part_id=0,
+            recipe_id=recipe_id,
+            result_ack_seq=0,
+            command=0,
+            command_seq=0,
+        )
+        self.next_part_id = first_part_id
+        self.ack_results = True  # False: stop consuming results (the queue fills up)
+        self.counts = Counts()
+        self.fifo: OrderedDict[int, tuple[int, int]] = OrderedDict()  # seq -> (part_id, t_ns)
+        self.expired: OrderedDict[int, int] = OrderedDict()  # seq -> part_id, for "late"
+        self.last_result_seq = 0
+        self.last_block: ResultBlock | None = None
+        self.status: list[int] = [0, 0, 0]
+        self.answers: OrderedDict[int, int] = OrderedDict()  # part_id -> verdict on time
+        self.recipe_of: OrderedDict[int, int] = OrderedDict()  # part_id -> RECIPE_ID then
+
+    def _set(self, **kw: Any) -> None:
+        self.inputs = dataclasses.replace(self.inputs, **kw)
+
+    def beat(self) -> None:
+        self._set(plc_heartbeat=(self.inputs.plc_heartbeat + 1) & 0xFFFF)
+
+    def trigger(self, now_ns: int, n: int = 1) -> None:
+        """Raise TRIGGER_SEQ by ``n`` in one scan (n > 1: the vision misses n-1 parts)."""
+        seq = self.inputs.trigger_seq
+        for _ in range(n):
+            seq = next_seq(seq)
+            self.fifo[seq] = (self.next_part_id & 0xFFFFFFFF, now_ns)
+            self.recipe_of[self.next_part_id & 0xFFFFFFFF] = self.inputs.recipe_id
+            if len(self.recipe_of) > 100_000:
+                self.recipe_of.popitem(last=False)
+            self.counts.triggered += 1
+            self.next_part_id += 1
+        self._set(trigger_seq=seq, part_id=self.fifo[seq][0])
+
+    def command(self, code: int) -> None:
+        self._set(command=code, command_seq=next_seq(self.inputs.command_seq))
+
+    def ack_last(self) -> None:
+        """Acknowledge the last result seen (after a pause of ``ack_results``)."""
+        self._set(result_ack_seq=self.last_result_seq)
+
+    def select_recipe(self, recipe_id: int) -> None:
+        self._set(recipe_id=recipe_id)
+
+    def expire(self, now_ns: int) -> None:
+        """Parts past their deadline leave the FIFO unanswered: rejected (missed)."""
+        while self.fifo:
+            seq, (part_id, t) = next(iter(self.fifo.items()))
+            if now_ns - t <= self.deadline_ns:
+                break
+            del self.fifo[seq]
+            self._expire_one(seq, part_id)
+
+    def _expire_one(self, seq: int, part_id: int) -> None:
+        self.counts.missed += 1
+        self.expired[seq] = part_id
+        while len(self.expired) > 4096:
+            self.expired.popitem(last=False)
+
+    def on_result_words(self, words: list[int], now_ns: int) -> None:
+        """Check one read (or write) of block B offsets 3..14 and match it to a part."""
+        try:
+            block = ResultBlock.decode(words)
+        except ValueError:
+            # Half-updated, corrupt, or not written yet (all zeros): ignore this read and
+            # read again next scan, as the PLC program must (docs/plc.md).
+            self.counts.bad_check += 1
+            return
+        self.last_block = block
+        if block.result_seq in (0, self.last_result_seq):
+            return  # nothing new (trigger ack or counters only)
+        self.last_result_seq = block.result_seq
+        if self.ack_results:
+            self._set(result_ack_seq=block.result_seq)
+        self.counts.results += 1
+        self._match(block, now_ns)
+
+    def _match(self, block: ResultBlock, now_ns: int) -> None:
+        seq, part_id, verdict = block.result_trigger_seq, block.result_part_id, block.verdict
+        if verdict not in (1, 2, 3, 4, 5):
+            self.counts.mismatched += 1
+            return
+        if seq in self.fifo:
+            # Parts ahead of this one in the FIFO will never get a verdict: reject them.
+            while (head := next(iter(self.fifo))) != seq:
+                self._expire_one(head, self.fifo.pop(head)[0])
+            want, t = self.fifo.pop(seq)
+            if want != part_id:
+                self.counts.mismatched += 1
+            elif now_ns - t > self.deadline_ns:
+                self.counts.late += 1
+            else:
+                self.counts.verdicts[verdict] = self.counts.verdicts.get(verdict, 0) + 1
+                self.answers[part_id] = verdict
+                if len(self.answers) > 100_000:
+                    self.answers.popitem(last=False)
+                if verdict == PlcVerdict.OK:
+                    self.counts.ok += 1
+                else:
+                    self.counts.ng += 1
+        elif self.expired.get(seq) == part_id:
+            del self.expired[seq]
+            self.counts.missed -= 1
+            self.counts.late += 1
+        else:
+            self.counts.mismatched += 1  # a verdict for a part this PLC never triggered
+
+
+DaemonRole = Literal["client", "server"]
+HEARTBEAT_NS = 50_000_000  # the PLC's heartbeat: 20 Hz
+
+
+class PlcSimulator:
+    """Runs a ``PlcModel`` on 127.0.0.1 at line rate, in a thread (``start``/``stop``)
+    or in the caller's thread (``run``). ``daemon_role`` is the role of the daemon.
+
+    ``parts`` None triggers forever; otherwise ``done`` is set once every part was
+    triggered and answered or expired. ``call(fn)`` runs ``fn(model)`` in the
+    simulator's loop (tests use it to jump, pause acks, switch recipes, send commands).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        daemon_role: DaemonRole = "client",
+        unit_id: int = 1,
+        in_base: int = 0,
+        out_base: int = 100,
+        rate_hz: float = 10.0,
+        parts: int | None = None,
+        deadline_ms: float = 100.0,
+        first_part_id: int = 1,
+        recipe_id: int = 1,
+        scan_ms: float = 1.0,
+        triggering: bool = True,
+    ) -> None:
+        self.host, self.port, self.daemon_role, self.unit_id = host, port, daemon_role, unit_id
+        self.in_base, self.out_base = in_base, out_base
+        self.period_ns = int(1e9 / rate_hz)
+        self.parts = parts
+        self.scan_s = scan_ms / 1000
+        self.triggering = triggering
+        self.model = PlcModel(
+            deadline_ms=deadline_ms, first_part_id=first_part_id, recipe_id=recipe_id
+        )
+        self.ready = threading.Event()
+        self.done = threading.Event()
+        self.bound_port: int | None = None
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._next_trigger_ns = 0
+        self._next_beat_ns = 0
+
+    # ---------------------------------------------------------------- control
+    def start(self, timeout_s: float = 5.0) -> PlcSimulator:
+        """Start in a thread; return once it listens (or is connected, server role)."""
+        self._thread = threading.Thread(target=self.run, name="plc-sim", daemon=True)
+        self._thread.start()
+        if not self.ready.wait(timeout_s) or self.error is not None:
+            self.stop()
+            raise RuntimeError(f"PLC simulator did not start: {self.error!r}")
+        return self
+
+    def stop(self) -> None:
+        """Stop and join: closes the socket like a PLC that is switched off."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+
+    def call(self, fn: Callable[[PlcModel], Any], timeout_s: float = 5.0) -> Any:
+        """Run ``fn(model)`` in the simulator's loop and return its result."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("simulator not running")
+
+        async def job() -> Any:
+            out = fn(self.model)
+            if self._wake is not None:
+                self._wake.set()
+            return out
+
+        return asyncio.run_coroutine_threadsafe(job(), loop).result(timeout_s)
+
+    def counts(self) -> Counts:
+        """A copy of the counts (safe from any thread while running)."""
+        if self._loop is None:
+            return dataclasses.replace(self.model.counts)
+        snapshot: Counts = self.call(
+            lambda m: dataclasses.replace(m.counts, verdicts=dict(m.counts.verdicts))
+        )
+        return snapshot
+
+    def run(self) -> Counts:
+        """Run in this thread until ``stop()`` or, with ``parts``, until done."""
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:
+            self.error = exc
+            self.ready.set()
+            raise
+        return self.model.counts
+
+    # ------------------------------------------------------------------- loop
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        try:
+            if self.daemon_role == "client":
+                await self._serve()
+            else:
+                await self._poll()
+        finally:
+            self._loop = None
+
+    def _scan(self, now: int) -> None:
+        """One PLC scan: heartbeat, line-rate triggers, deadlines."""
+        m = self.model
+        if now >= self._next_beat_ns:
+            m.beat()
+            self._next_beat_ns = now + HEARTBEAT_NS
+        if self.triggering and (self.parts is None or m.counts.triggered < self.parts):
+            if self._next_trigger_ns == 0:
+                self._next_trigger_ns = now
+            if now >= self._next_trigger_ns:
+                m.trigger(now)
+                self._next_trigger_ns = max(self._next_trigger_ns + self.period_ns, now)
+        m.expire(now)
+        if self.parts is not None and m.counts.triggered >= self.parts and not m.fifo:
+            self.done.set()
+
+    async def _sleep(self) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.scan_s)
+        self._wake.clear()
+
+    def _finished(self) -> bool:
+        return self._stop.is_set() or (self.done.is_set() and self._thread is None)
+
+    # ---------------------------------------------- daemon is client: we serve
+    async def _on_access(
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        current_registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> None:
+        if set_values is None:
+            return
+        first, now = self.out_base + RESULT_FIRST, time.monotonic_ns()
+        if address == first and count == BLOCK_B_LEN - RESULT_FIRST:
+            self.model.on_result_words([int(v) for v in set_values], now)
+            if self._wake is not None:
+                self._wake.set()  # write the ack now, not at the next scan
+        elif address == self.out_base and count == RESULT_FIRST:
+            self.model.status = [int(v) for v in set_values]
+        elif address < first + BLOCK_B_LEN - RESULT_FIRST and address + count > first:
+            self.model.counts.mismatched += 1  # the result block must be one FC16
+
+    async def _serve(self) -> None:
+        from pymodbus.server import ModbusTcpServer
+        from pymodbus.simulator import DataType, SimData, SimDevice
+
+        size = max(self.in_base + BLOCK_A_LEN, self.out_base + BLOCK_B_LEN)
+        device = SimDevice(
+            id=self.unit_id,
+            simdata=[SimData(0, count=size, values=0, datatype=DataType.REGISTERS)],
+            action=self._on_access,
+        )
+        server: Any = ModbusTcpServer(device, address=(self.host, self.port))
+        await server.serve_forever(background=True)
+        try:
+            self.bound_port = server.transport.sockets[0].getsockname()[1]
+            self.ready.set()
+            written: list[int] | None = None
+            while not self._finished():
+                self._scan(time.monotonic_ns())
+                words = self.model.inputs.encode()
+                if words != written:
+                    await server.async_setValues(self.unit_id, 16, self.in_base, words)
+                    written = words
+                await self._sleep()
+        finally:
+            await server.shutdown()
+
+    # --------------------------------------------- daemon is server: we poll
+    async def _poll(self) -> None:
+        from pymodbus.client import AsyncModbusTcpClient
+        from pymodbus.exceptions import ModbusException
+
+        self.bound_port = self.port
+        while not self._finished():
+            client = AsyncModbusTcpClient(
+                self.host, port=self.port, timeout=1.0, retries=0, reconnect_delay=0
+            )
+            try:
+                if not await client.connect():
+                    await asyncio.sleep(0.05)
+                    continue
+                self.ready.set()
+                await self._poll_session(client)
+            except ModbusException:
+                await asyncio.sleep(0.05)
+            finally:
+                client.close()
+
+    async def _poll_session(self, client: Any) -> None:
+        written: list[int] | None = None
+        while not self._finished():
+            self._scan(time.monotonic_ns())
+            words = self.model.inputs.encode()
+            if words != written:
+                rr = await client.write_registers(self.in_base, words, device_id=self.unit_id)
+                if rr.isError():
+                    raise RuntimeError(f"daemon refused block A: {rr}")
+                written = words
+            rr = await client.read_holding_registers(
+                self.out_base, count=BLOCK_B_LEN, device_id=self.unit_id
+            )
+            if rr.isError():
+                raise RuntimeError(f"daemon refused block B: {rr}")
+            self.model.status = list(rr.registers[:RESULT_FIRST])
+            self.model.on_result_words(list(rr.registers[RESULT_FIRST:]), time.monotonic_ns())
+            await self._sleep()
+
+
+def start_embedded(cfg: PlcConfig) -> tuple[PlcSimulator, PlcConfig]:
+    """Start the simulator for ``plc.simulator: true`` (``make run``); return it and the
+    PLC config the link must use (its port set to the simulator's when it was 0).
+
+    Daemon role client: the simulator serves on host:port. Daemon role server: the link
+    must be serving first; call this with the link's bound port in ``cfg.port``.
+    """
+    sim = PlcSimulator(
+        host=cfg.host,
+        port=cfg.port,
+        daemon_role=cfg.role,
+        unit_id=cfg.unit_id,
+        in_base=cfg.in_base,
+        out_base=cfg.out_base,
+        rate_hz=cfg.simulator_rate_hz,
+        deadline_ms=cfg.simulator_deadline_ms,
+    )
+    sim.start()
+    port = sim.bound_port if sim.bound_port is not None else cfg.port
+    return sim, cfg.model_copy(update={"port": port})
