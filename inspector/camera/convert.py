@@ -149,6 +149,12 @@ T = TypeVar("T")
 #: GigE Vision 1.x block ids are 16 bit and skip 0 when they wrap (65535 -> 1).
 GEV1_BLOCK_ID_WRAP = 65535
 
+#: Stale frames in a row, with no frame matched in between, that mean the ids are out of
+#: step with the parts (the camera missed a trigger, so every frame now looks one part
+#: late). Matching cannot tell that from frames that really are late, so the source
+#: restarts acquisition instead of guessing.
+OUT_OF_STEP_AFTER = 3
+
 
 class FrameMatcher(Generic[T]):
     """Match hardware-triggered frames to parts, in order, by frame id.
@@ -171,6 +177,7 @@ class FrameMatcher(Generic[T]):
         self._last_id = 0
         self.lost = 0  # frames known lost from id gaps
         self.stale = 0  # frames dropped because their part was already given up
+        self._stale_streak = 0  # stale frames since the last frame matched to a part
 
     def reset(self) -> None:
         """Forget ids and held frames: the camera restarted acquisition (ids restart)."""
@@ -178,6 +185,7 @@ class FrameMatcher(Generic[T]):
         self._abandoned_before_baseline = 0
         self._slots.clear()
         self._last_raw = None
+        self._stale_streak = 0
 
     @property
     def held(self) -> int:
@@ -196,6 +204,7 @@ class FrameMatcher(Generic[T]):
         expected = self._next_id + len(self._slots)
         if fid < expected:
             self.stale += 1
+            self._stale_streak += 1
             return False
         for missing in range(expected, fid):
             self._slots.append((missing, None))
@@ -210,7 +219,14 @@ class FrameMatcher(Generic[T]):
             return None
         slot = self._slots.popleft()
         self._next_id = slot[0] + 1
+        if slot[1] is not None:
+            self._stale_streak = 0
         return slot
+
+    @property
+    def out_of_step(self) -> bool:
+        """True after OUT_OF_STEP_AFTER stale frames with no match in between."""
+        return self._stale_streak >= OUT_OF_STEP_AFTER
 
     def abandon(self) -> None:
         """The part being served gave up waiting (timeout): its frame, if it ever comes,

@@ -215,12 +215,12 @@ class GenicamCamera:
             if self.state is not CameraState.READY or self._acquirer is None:
                 raise CameraError(f"camera {self.name} is {self.state.value}: {self.detail}")
             try:
-                if self.cfg.trigger_mode == "hardware":
-                    return self._grab_hardware(trigger, deadline_ns)
-                self._drain()  # a late frame of an earlier part must not pass as this one
+                if self.cfg.trigger_mode == "free_run":
+                    self._drain()  # the next exposure, not one queued before the trigger
+                    return self._fetch_frame(trigger, deadline_ns)
                 if self.cfg.trigger_mode == "software":
                     self._acquirer.remote_device.node_map.get_node("TriggerSoftware").execute()
-                return self._fetch_frame(trigger, deadline_ns)
+                return self._grab_matched(trigger, deadline_ns)
             except CameraError:
                 raise
             except Exception as exc:  # the GenTL/GenApi layers raise plain exceptions
@@ -229,7 +229,9 @@ class GenicamCamera:
         finally:
             self._lock.release()
 
-    def _grab_hardware(self, trigger: Trigger, deadline_ns: int) -> Frame:
+    def _grab_matched(self, trigger: Trigger, deadline_ns: int) -> Frame:
+        """Triggered modes: one exposure per part, matched by frame id (serve_part)."""
+
         def fetch() -> tuple[int, Frame | None]:
             try:
                 frame = self._fetch_frame(trigger, deadline_ns)
@@ -237,11 +239,15 @@ class GenicamCamera:
                 return exc.frame_id, None  # its part is NG; later frames keep their parts
             return frame.frame_id, frame
 
-        lost, stale = self._matcher.lost, self._matcher.stale
+        m = self._matcher
+        lost, stale = m.lost, m.stale
         try:
-            return serve_part(self._matcher, fetch, trigger.part_id)
+            return serve_part(m, fetch, trigger.part_id)
+        except CameraError:
+            if m.out_of_step:  # restart acquisition: ids and parts start again together
+                self._mark_lost("frame ids out of step with parts (missed trigger?)")
+            raise
         finally:
-            m = self._matcher
             self.stats.dropped(stale=m.stale - stale, lost=m.lost - lost)
 
     def _fetch_frame(self, trigger: Trigger, deadline_ns: int) -> Frame:
@@ -290,7 +296,7 @@ class GenicamCamera:
             raise DamagedBuffer(f"damaged buffer {frame_id}: {exc}", frame_id) from exc
 
     def _drain(self) -> None:
-        """Give queued frames back unseen (free-run and software trigger only)."""
+        """Give queued frames back unseen (free-run only)."""
         ia = self._acquirer
         while (raw := ia.try_fetch(timeout=1e-4, is_raw=True)) is not None:
             raw.parent.queue_buffer(raw)

@@ -99,6 +99,27 @@ def test_timeout_before_the_first_frame_still_counts_that_part() -> None:
     assert m.stale == 1
 
 
+def test_a_missed_trigger_is_reported_out_of_step_not_guessed() -> None:
+    m: FrameMatcher[str] = FrameMatcher()
+    assert serve_part(m, device([(1, "a")]), 0) == "a"
+    with pytest.raises(CameraError):
+        serve_part(m, device([]), 1)  # the camera missed part 1's trigger: no exposure
+    # from now on each frame has the id the matcher gave up with the part before it
+    results = [serve(m, device([(i, f"part{i}")]), 1)[0] for i in (2, 3, 4)]
+    assert results == ["NG", "NG", "NG"]  # never a neighbour's image ...
+    assert m.out_of_step  # ... and the source is told to restart acquisition
+    m.reset()
+    assert not m.out_of_step
+    assert serve_part(m, device([(1, "fresh")]), 5) == "fresh"
+
+
+def test_one_late_frame_is_not_out_of_step() -> None:
+    m: FrameMatcher[str] = FrameMatcher()
+    assert serve(m, device([(1, "a")]), 2) == ["a", "NG"]  # part 1's frame is late
+    assert serve(m, device([(2, "late"), (3, "c"), (4, "d")]), 2) == ["c", "d"]
+    assert m.stale == 1 and not m.out_of_step
+
+
 def test_frames_for_later_parts_are_held() -> None:
     m: FrameMatcher[str] = FrameMatcher()
     m.push(1, "a")
