@@ -7,14 +7,16 @@ The producer defaults to the simulated one in the genicam wheel (viky.cti), whic
 at up to 200 frames/s. To measure cost rather than the wait for the next exposure, each
 burst lets the producer fill all its buffers first, then fetches them back to back:
 
-* ``bare``    ``with ia.fetch() as buffer:`` and nothing else (harvesters' own work:
-              event wait, Buffer/Payload objects, flat numpy view; queue on exit);
-* ``source``  the daemon's path for one frame (``GenicamCamera._fetch_frame``): fetch,
-              frame id, the one copy with conversion, queue, Frame.
+* ``bare``      ``with ia.fetch() as buffer:`` and nothing else (harvesters' own work:
+                event wait, Buffer/Payload objects, flat numpy view; queue on exit);
+* ``bare raw``  ``ia.fetch(is_raw=True)`` then queue: the GenTL part alone;
+* ``source``    the daemon's path for one frame (``GenicamCamera._fetch_frame``): raw
+                fetch, frame id, the one copy with conversion, queue, Frame.
 
 Bursts alternate between the two so machine load affects both alike. A second table
 times ``convert()`` alone on a 3 MP frame for the deep formats a real camera sends,
-against a plain numpy copy of the same bytes. Prints p50/p99 in µs and ratios to the
+against a plain numpy copy of the same bytes, and for packed formats the source's
+``convert_raw`` against harvesters' expansion + ``convert``. Prints p50/p99 in µs and ratios to the
 baseline of the same run.
 """
 
@@ -31,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inspector.camera.convert import convert
+from inspector.camera.convert import convert, convert_raw
 from inspector.camera.genicam import GenicamCamera
 from inspector.config import GenicamCameraConfig
 from inspector.types import Trigger
@@ -63,6 +65,7 @@ def device_table(cti: Path, frames: int, size: int, pixel_format: str) -> None:
         cti=[cti], index=0, trigger_mode="free_run", features=features, num_buffers=BUFFERS
     )
     bare: list[float] = []
+    bare_raw: list[float] = []
     source: list[float] = []
     with GenicamCamera(cfg, name="bench") as cam:
         ia = cam._acquirer  # benchmark reaches in: the same acquirer, no second device
@@ -71,16 +74,21 @@ def device_table(cti: Path, frames: int, size: int, pixel_format: str) -> None:
             with ia.fetch(timeout=1.0) as buffer:
                 buffer.payload.components[0].data  # noqa: B018  # harvesters builds the view
 
+        def bare_raw_fetch() -> None:
+            raw = ia.fetch(timeout=1.0, is_raw=True)
+            raw.parent.queue_buffer(raw)
+
         def source_fetch() -> None:
             now = time.monotonic_ns()
             cam._fetch_frame(Trigger(0, 0, now, now + 1_000_000_000), now + 1_000_000_000)
 
         while len(bare) < frames:
             burst(cam, bare_fetch, bare)
+            burst(cam, bare_raw_fetch, bare_raw)
             burst(cam, source_fetch, source)
     print(f"\n{pixel_format} {size}x{size} from {cam.device}, {len(bare)} frames each")
     base = pct(bare, 50)
-    for name, xs in (("bare fetch", bare), ("source", source)):
+    for name, xs in (("bare fetch", bare), ("bare raw", bare_raw), ("source", source)):
         p50, p99 = pct(xs, 50), pct(xs, 99)
         print(f"  {name:<12} p50 {p50:8.1f} µs  p99 {p99:8.1f} µs  p50 ratio {p50 / base:5.2f}")
     print(f"  cost of copy+convert+Frame at p50: {pct(source, 50) - base:+.1f} µs per frame")
@@ -110,18 +118,27 @@ def convert_table(repeats: int) -> None:
             f"  {fmt:<10} copy p50 {base:8.1f} µs | convert p50 {pct(converts, 50):8.1f} µs "
             f"p99 {pct(converts, 99):8.1f} µs  ratio {pct(converts, 50) / base:5.2f}"
         )
-    # what harvesters hands over for a packed format is already expanded to uint16
-    packed = rng.integers(0, 256, w * h * 3 // 2, dtype=np.uint8)
-    proxy = Dictionary.get_proxy(symbolic="Mono12p")
-    t0 = time.perf_counter_ns()
-    expanded = proxy.expand(packed)
-    t1 = time.perf_counter_ns()
-    convert(expanded, w, h, "Mono12p")
-    t2 = time.perf_counter_ns()
-    print(
-        f"  Mono12p    harvesters expand {(t1 - t0) / 1e3:8.1f} µs (inside fetch) + convert "
-        f"{(t2 - t1) / 1e3:8.1f} µs (one run)"
-    )
+    # packed: harvesters' Buffer would expand to uint16 in Python (inside fetch) before
+    # convert(); the source's convert_raw unpacks the raw bytes straight to 8 bits
+    for fmt in ("Mono12p", "Mono12Packed", "Mono10p"):
+        nbytes = w * h * 5 // 4 if fmt == "Mono10p" else w * h * 3 // 2
+        packed = rng.integers(0, 256, nbytes, dtype=np.uint8)
+        proxy = Dictionary.get_proxy(symbolic=fmt)
+        harvesters_way: list[float] = []
+        ours: list[float] = []
+        for _ in range(max(3, repeats // 5)):
+            t0 = time.perf_counter_ns()
+            convert(proxy.expand(packed), w, h, fmt)
+            t1 = time.perf_counter_ns()
+            convert_raw(packed, w, h, fmt)
+            t2 = time.perf_counter_ns()
+            harvesters_way.append((t1 - t0) / 1e3)
+            ours.append((t2 - t1) / 1e3)
+        base = pct(harvesters_way, 50)
+        print(
+            f"  {fmt:<12} harvesters expand+convert p50 {base:8.1f} µs | convert_raw p50 "
+            f"{pct(ours, 50):8.1f} µs  ratio {pct(ours, 50) / base:5.2f}"
+        )
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 from harvesters.util.pfnc import Dictionary
 
-from inspector.camera.convert import convert, is_supported, layout_of
+from inspector.camera.convert import convert, convert_raw, is_supported, layout_of
 from inspector.config import PreprocessConfig
 from inspector.errors import FrameError
 from inspector.preprocess.cpu import check_frame, preprocess
@@ -147,3 +147,57 @@ def test_layout_names_the_8bit_mosaic() -> None:
     assert layout_of("BayerRG12").out_format == "BayerRG8"
     assert layout_of("Mono16").depth == 16
     assert layout_of("RGBa8").channels == 4
+
+
+# -------------------------------------------------- raw bytes (the source's own path)
+def _raw_bytes(name: str, pixels: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint8]:
+    suffix = next((s for s in PACKERS if name.endswith(s)), None)
+    if suffix:
+        return PACKERS[suffix](pixels.ravel())
+    return pixels.astype("<u2").ravel().view(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("name", "depth"),
+    [
+        ("Mono10p", 10),
+        ("Mono12p", 12),
+        ("Mono10Packed", 10),
+        ("Mono12Packed", 12),
+        ("BayerRG10p", 10),
+        ("BayerBG12p", 12),
+        ("BayerGR12Packed", 12),
+        ("BayerGB10Packed", 10),
+        ("Mono12", 12),
+        ("BayerRG16", 16),
+    ],
+)
+def test_raw_bytes_unpack_straight_to_8_bits(name: str, depth: int) -> None:
+    pixels = RNG.integers(0, 2**depth, (H, W), dtype=np.uint16)
+    raw = _raw_bytes(name, pixels)
+    image, fmt = convert_raw(raw, W, H, name)
+    assert np.array_equal(image, (pixels >> (depth - 8)).astype(np.uint8))
+    # the same answer as harvesters' own expansion followed by convert()
+    expected, expected_fmt = convert(_as_harvesters_delivers(name, pixels), W, H, name)
+    assert fmt == expected_fmt and np.array_equal(image, expected)
+    assert not np.shares_memory(image, raw)
+
+
+def test_raw_packed_line_padding_and_damage() -> None:
+    pixels = RNG.integers(0, 4096, (H, W), dtype=np.uint16)
+    lines = _pack_12p(pixels.ravel()).reshape(H, W * 3 // 2)
+    padded = np.concatenate([lines, np.full((H, 4), 0xFF, np.uint8)], axis=1).ravel()
+    image, _ = convert_raw(padded, W, H, "Mono12p", x_padding=4)
+    assert np.array_equal(image, (pixels >> 4).astype(np.uint8))
+    with pytest.raises(FrameError, match="damaged Mono12p buffer"):
+        convert_raw(padded[:-1], W, H, "Mono12p", x_padding=4)
+    with pytest.raises(FrameError, match="whole 4-pixel groups"):
+        convert_raw(np.zeros(100, np.uint8), 6, 4, "Mono10p")
+
+
+def test_raw_8bit_and_colour_go_through_convert() -> None:
+    rgba = RNG.integers(0, 256, (H, W, 4), dtype=np.uint8)
+    image, fmt = convert_raw(rgba.ravel(), W, H, "RGBa8")
+    assert fmt == "RGB8" and np.array_equal(image, rgba[:, :, :3])
+    with pytest.raises(FrameError, match="damaged Mono8"):
+        convert_raw(np.zeros(W * H - 1, np.uint8), W, H, "Mono8")
