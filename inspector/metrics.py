@@ -177,6 +177,6 @@ CAMERA_LOST_FRAMES = Counter(
 )
 CAMERA_STALE_FRAMES = Counter(
     "inspector_camera_stale_frames",
-    "Frames dropped unseen because no part was waiting for them (late or pre-trigger).",
+    "Triggered camera: frames dropped because their part had already given up (late).",
     registry=REGISTRY,
 )

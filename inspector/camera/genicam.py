@@ -89,7 +89,7 @@ class CameraStats:
     timeouts: int = 0  # grabs that got no frame in time
     incomplete: int = 0  # incomplete or damaged buffers dropped, never inferred on
     lost: int = 0  # hardware trigger: frames missing from the id sequence
-    stale: int = 0  # frames dropped because no part was waiting for them any more
+    stale: int = 0  # triggered modes: frames dropped because their part had given up
     reconnects: int = 0  # successful reconnects after the device was lost
     reconnect_attempts: int = 0
     _frame_times_ns: deque[int] = field(default_factory=lambda: deque(maxlen=32))
@@ -320,11 +320,11 @@ class GenicamCamera:
         return ticks * 1_000_000_000 // self._tick_hz
 
     def _drain(self) -> None:
-        """Give queued frames back unseen (free-run only)."""
+        """Give queued frames back unseen (free-run only, where that is the normal case:
+        not counted as stale)."""
         ia = self._acquirer
         while (raw := ia.try_fetch(timeout=1e-4, is_raw=True)) is not None:
             raw.parent.queue_buffer(raw)
-            self.stats.dropped(stale=1)
 
     # ------------------------------------------------------------------- device
     def temperature_c(self) -> float | None:
