@@ -209,12 +209,13 @@ def run_camera(cam: tuple[str, int, int], model_cfg: ModelConfig, args: Any) -> 
         # Every GpuStage re-binds the backend to its own stream; measure each while bound.
         for k in (3, 2):
             part = Part(stages[k], post, RulesConfig())
-            stages[k].backend.bind_stream(stages[k].stream)
+            stages[k].rebind()
             pipeline_throughput(part, fmt, frames, args.warmup)
             res[f"fps_{k}_in_flight"] = pipeline_throughput(part, fmt, frames, args.parts)
-        backend.bind_stream(stages[1].stream)
+        backend.bind_stream(stages[1].stream)  # the model alone, no top-K epilogue
         model_only(backend, args.warmup)
         res["model_only"], res["model_fps"] = model_only(backend, args.iters)
+        stages[1].rebind()
         part = Part(stages[1], post, RulesConfig())
         pipeline_latency(part, fmt, frames, args.warmup)
         part.stage_ns.clear()

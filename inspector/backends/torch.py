@@ -17,6 +17,7 @@ returned as float32. torch is imported in ``load()`` only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class TorchBackend(Backend):
         self._stream: Any = None
         self._graph: Any = None
         self._graph_out: list[Any] = []
+        self._epilogue: Callable[[list[Any]], list[Any]] | None = None
 
     # ------------------------------------------------------------------ loading
     def load(self) -> None:
@@ -130,12 +132,20 @@ class TorchBackend(Backend):
         """The bound ``torch.cuda.ExternalStream`` (None before ``bind_stream``)."""
         return self._stream
 
-    def bind_stream(self, stream: int) -> None:
-        """Run on the pipeline's CUDA stream from now on; capture the CUDA graph there."""
+    def bind_stream(
+        self, stream: int, epilogue: Callable[[list[Any]], list[Any]] | None = None
+    ) -> None:
+        """Run on the pipeline's CUDA stream from now on; capture the CUDA graph there.
+
+        ``epilogue`` (device tensors → device tensors, e.g. the detector's top-K cut) runs
+        after the model on the stream and is captured into the same graph: one launch
+        per part for model + reduction.
+        """
         torch = self._torch
         if self.device.type != "cuda":
             raise BackendError("bind_stream needs the model on a CUDA device")
         self._stream = torch.cuda.ExternalStream(stream, device=self.device)
+        self._epilogue = epilogue
         self._graph, self._graph_out = None, []
         if self._cuda_graph:
             self._capture()
@@ -146,16 +156,22 @@ class TorchBackend(Backend):
         # profiling runs must not happen inside the capture.
         with torch.cuda.stream(self._stream):
             for _ in range(3):
-                self._forward()
+                self._forward_all()
         self._stream.synchronize()
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph, stream=self._stream), torch.inference_mode():
-                out = self._module(self._input)
+            with torch.cuda.graph(graph, stream=self._stream):
+                out = self._forward_all()
         except RuntimeError as exc:
             raise BackendError(f"CUDA graph capture failed: {exc}") from exc
         self._graph = graph
-        self._graph_out = list(out) if isinstance(out, (list, tuple)) else [out]
+        self._graph_out = out
+
+    def _forward_all(self) -> list[Any]:
+        """Model, then the epilogue if any (what the graph captures)."""
+        with self._torch.inference_mode():
+            outs = self._forward()
+            return self._epilogue(outs) if self._epilogue is not None else outs
 
     def run_on_stream(self) -> list[Any]:
         """Enqueue the model on the bound stream; return device tensors (no sync).
@@ -168,7 +184,7 @@ class TorchBackend(Backend):
             if self._graph is not None:
                 self._graph.replay()
                 return self._graph_out
-            return self._forward()
+            return self._forward_all()
 
     def warmup(self, runs: int = 3) -> None:
         """Run the current input a few times so the first part pays no lazy init."""

@@ -115,7 +115,9 @@ def make_current(ordinal: int = 0) -> DeviceInfo:
 
 
 def stream_create() -> int:
-    """A non-blocking stream (does not synchronise with the legacy default stream)."""
+    """A non-blocking stream (no implicit sync with the legacy default stream), in the
+    primary context of device 0 (made current in this thread first)."""
+    make_current()
     drv, _ = bindings()
     flags = drv.CUstream_flags.CU_STREAM_NON_BLOCKING
     return int(check(drv.cuStreamCreate(flags), "cuStreamCreate"))

@@ -83,7 +83,7 @@ class GpuStage:
         self._device = device
         cu.make_current(device)
         self.stream = cu.stream_create()
-        backend.bind_stream(self.stream)
+        backend.bind_stream(self.stream, epilogue=self._reduce_all)
         shape = backend.info.inputs[0].shape
         self.input_hw = (int(shape[2]), int(shape[3]))
         self._pre: dict[tuple[str, tuple[int, ...]], CudaPreprocessor] = {}
@@ -111,6 +111,11 @@ class GpuStage:
             )
             self._pre[key] = pre
         return pre
+
+    def rebind(self) -> None:
+        """Bind the backend to this stage's stream again (another stage or a benchmark
+        may have bound it elsewhere); re-captures the CUDA graph."""
+        self.backend.bind_stream(self.stream, epilogue=self._reduce_all)
 
     def acquire_pinned(
         self, pixel_format: str, shape: tuple[int, ...]
@@ -145,7 +150,7 @@ class GpuStage:
         torch = self._torch
         try:
             with torch.cuda.stream(self.backend.stream):
-                outs = [self._reduce(o) for o in self.backend.run_on_stream()]
+                outs = self.backend.run_on_stream()  # model + top-K, one graph
                 cu.event_record(infer_end, self.stream)
                 host = self._host_buffers(ring, outs)
                 for h, o in zip(host, outs, strict=True):
@@ -158,6 +163,10 @@ class GpuStage:
         ticket = Ticket(ring, slot, pre.geometry, host, pre, t0, done, infer_end)
         self._in_flight.append(ticket)
         return ticket
+
+    def _reduce_all(self, outs: list[Any]) -> list[Any]:
+        """The backend's epilogue: runs on the stream, inside the CUDA graph."""
+        return [self._reduce(o) for o in outs]
 
     def _reduce(self, out: Any) -> Any:
         """Keep the ``candidate_cap`` best YOLOv8 candidates on the device, as float32."""

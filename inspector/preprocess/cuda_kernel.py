@@ -165,18 +165,43 @@ _BAYER_RED = {"BayerRG8": (0, 0), "BayerGR8": (1, 0), "BayerGB8": (0, 1), "Bayer
 _FMT = {"Mono8": FMT_MONO, "BGR8": FMT_BGR, "RGB8": FMT_RGB}
 
 
+# Field order = the kernel's struct Params.
+_INT_FIELDS = (
+    "src_w",
+    "src_h",
+    "src_pitch",
+    "fmt",
+    "red_x",
+    "red_y",
+    "new_w",
+    "new_h",
+    "pad_x",
+    "pad_y",
+    "dst_w",
+    "dst_h",
+    "out_rgb",
+    "fp16",
+)
+_FLOAT_FIELDS = (
+    "scale_x",
+    "scale_y",
+    "mul0",
+    "mul1",
+    "mul2",
+    "add0",
+    "add1",
+    "add2",
+    "pad0",
+    "pad1",
+    "pad2",
+)
+
+
 class KernelParams(ctypes.Structure):
     """The kernel's ``Params`` struct, field for field (all 4 bytes, so no padding)."""
 
-    _fields_ = [
-        (name, ctypes.c_int)
-        for name in (
-            "src_w src_h src_pitch fmt red_x red_y new_w new_h pad_x pad_y dst_w dst_h "
-            "out_rgb fp16"
-        ).split()
-    ] + [
-        (name, ctypes.c_float)
-        for name in "scale_x scale_y mul0 mul1 mul2 add0 add1 add2 pad0 pad1 pad2".split()
+    _fields_ = [(n, ctypes.c_int) for n in _INT_FIELDS] + [
+        (n, ctypes.c_float) for n in _FLOAT_FIELDS
     ]
 
 

@@ -48,7 +48,8 @@ def test_host_infer_matches_eager_torch(tiny_detector: Path) -> None:
     backend = _backend(tiny_detector)
     assert backend.info.outputs[0].shape == (1, 7, 16 * 24)
     x = np.random.default_rng().random((1, 3, *INPUT_HW), dtype=np.float32)
-    ref = torch.jit.load(str(tiny_detector))(torch.from_numpy(x).cuda()).cpu().numpy()
+    with torch.no_grad():
+        ref = torch.jit.load(str(tiny_detector))(torch.from_numpy(x).cuda()).cpu().numpy()
     (out,) = backend.infer(x)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
     backend.close()
