@@ -1,18 +1,19 @@
 """Pure helpers of the GenICam source (step 2 of the flow, no harvesters import).
 
-Three small pieces of logic that ``camera/genicam.py`` uses and that are tested on
-their own, without a camera:
+Logic that ``camera/genicam.py`` uses and that is tested on its own, without a camera:
 
-* ``convert()``: the pixels of one GenTL buffer (as harvesters delivers them: a flat
-  uint8 array for 8-bit formats, a flat uint16 array of LSB-aligned values for 10/12/16-bit
-  formats, packed ones already expanded) → the 8-bit array the preprocessor accepts
-  (Mono8, RGB8, BGR8 or an 8-bit Bayer mosaic). It makes exactly one copy, so the
-  producer's buffer can be queued again as soon as it returns.
-* ``FrameMatcher``: hardware trigger bookkeeping. Frames come in exposure order with
-  increasing frame ids; each one belongs to the next pending part. A gap in the ids is a
-  lost frame (its part is NG_NO_IMAGE), an id at or below one already used is a stale
-  frame (it belonged to a part that has already timed out) and is never handed over.
-* ``close_matches()``: the "did you mean" list for a misspelled GenICam feature.
+* ``convert_raw()`` / ``convert()``: the pixels of one GenTL buffer → the 8-bit array
+  the preprocessor accepts (Mono8, RGB8, BGR8 or an 8-bit Bayer mosaic), in exactly one
+  copy, so the producer's buffer can be queued again as soon as it returns.
+  ``convert_raw`` takes the producer's bytes (what the source uses; packed formats are
+  unpacked straight to 8 bits); ``convert`` takes arrays as harvesters' ``Component``
+  delivers them (uint16 for 10/12/16-bit formats, packed ones already expanded).
+* ``FrameMatcher`` / ``serve_part()``: triggered-mode bookkeeping. Frames come in
+  exposure order with increasing frame ids; each belongs to the next pending part. A gap
+  in the ids is a lost frame (its part is NG_NO_IMAGE); an id at or below one already
+  used is a stale frame (its part already timed out) and is never handed over.
+* ``close_matches()``: the "did you mean" list for a misspelled GenICam feature, and
+  ``backoff_delays()`` for reconnects.
 """
 
 from __future__ import annotations
