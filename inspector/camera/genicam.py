@@ -438,7 +438,7 @@ class GenicamCamera:
             except Exception as exc:  # keep trying: a rebooting camera is not there yet
                 self._teardown()
                 self.stats.reconnect_attempt(ok=False)
-                self.detail = f"reconnect failed: {exc}"
+                self._set_state(CameraState.LOST, f"reconnect failed: {exc}")
                 log.warning("camera_reconnect_failed", camera=self.name, error=str(exc))
                 return False
             self.stats.reconnect_attempt(ok=True)

@@ -8,6 +8,7 @@ covered by tests/unit/test_camera_logic.py and test_camera_convert.py.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -186,6 +187,37 @@ def test_reconnects_after_the_device_is_lost(how: str) -> None:
         assert cam.stats.reconnects == 1
         assert sample("inspector_camera_reconnects_total") >= 1
     assert states[-1] is CameraState.CLOSED
+
+
+def test_reconnect_retries_until_the_producer_is_back(tmp_path: Path) -> None:
+    cti = tmp_path / "viky.cti"
+    shutil.copy(VIKY, cti)
+    failures: list[str] = []
+    three_failures, back = threading.Event(), threading.Event()
+
+    def on_state(state: CameraState, detail: str) -> None:
+        if detail.startswith("reconnect failed"):
+            failures.append(detail)
+            if len(failures) == 3:
+                three_failures.set()
+        elif state is CameraState.READY and failures:
+            back.set()
+
+    cfg = make_cfg(cti=[cti], reconnect_backoff_s=0.01, reconnect_backoff_max_s=0.04)
+    with GenicamCamera(cfg, on_state=on_state) as cam:
+        cam.grab(trig(1))
+        cti.rename(tmp_path / "away.cti")  # the producer (or the camera) is gone
+        cam._acquirer.destroy()
+        with pytest.raises(CameraError):
+            cam.grab(trig(2))
+        assert three_failures.wait(10.0)
+        with pytest.raises(CameraError, match="is lost: reconnect failed"):
+            cam.grab(trig(3))  # fails at once while the camera is away
+        (tmp_path / "away.cti").rename(cti)
+        assert back.wait(10.0)
+        assert cam.grab(trig(4)).image.shape == (100, 128)
+        assert cam.stats.reconnects == 1 and cam.stats.reconnect_attempts >= 4
+    assert "not found" in failures[0]
 
 
 def test_close_releases_everything_and_is_idempotent() -> None:
