@@ -36,6 +36,11 @@ unit: $(STAMP) .cache/bin/promtool
 test-gpu: $(STAMP)
 	$(BIN)/python -m pytest -m gpu -q tests/gpu
 
+## test-tensorrt: tests marked tensorrt (needs TensorRT, cuda-python and an NVIDIA GPU).
+## On a Jetson create the venv with --system-site-packages so it sees JetPack's TensorRT.
+test-tensorrt: $(STAMP)
+	$(BIN)/python -m pytest -m tensorrt -q tests/tensorrt
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline_cpu.py
 
