@@ -167,10 +167,19 @@ def _stamp_text(rng: np.random.Generator, lum: F32, plate: _Plate) -> None:
     _paint(lum, mask, 95.0, round(x), round(y) - th - 2)
 
 
-def _defect_site(rng: np.random.Generator, plate: _Plate) -> tuple[float, float]:
-    """A random point on the plate surface, away from the edges (frame pixels)."""
-    lx = float(rng.uniform(-0.42, 0.42)) * plate.w
-    ly = float(rng.uniform(-0.38, 0.38)) * plate.h
+def _defect_site(rng: np.random.Generator, plate: _Plate, clearance: float) -> tuple[float, float]:
+    """A random point on the bare plate surface (frame pixels): away from the edges, the
+    stamped number and, by ``clearance`` plate-local pixels, from the holes, so every
+    planted defect is visible (a dark spot inside a dark bore would be an unfair escape)."""
+    s = plate.scale
+    for _ in range(100):
+        lx = float(rng.uniform(-0.42, 0.42)) * plate.w
+        ly = float(rng.uniform(-0.38, 0.38)) * plate.h
+        if ly > 0.34 * plate.h and lx < -0.18 * plate.w:
+            continue  # the stamped part number
+        near = min(math.hypot(lx - hx * s, ly - hy * s) for hx, hy in _HOLES_LOCAL)
+        if near > (_HOLE_R + 6) * s + clearance * s:
+            break
     return plate.to_frame(lx, ly)
 
 
@@ -181,7 +190,7 @@ def _contrast(rng: np.random.Generator, bright: float, lo: float, hi: float) -> 
 
 def _draw_scratch(rng: np.random.Generator, lum: F32, plate: _Plate) -> Label:
     s = plate.scale
-    x, y = _defect_site(rng, plate)
+    x, y = _defect_site(rng, plate, clearance=25.0)
     length = float(rng.uniform(45, 220)) * s
     theta = float(rng.uniform(0, math.pi))
     dx, dy = math.cos(theta) * length / 2, math.sin(theta) * length / 2
@@ -208,8 +217,9 @@ def _draw_scratch(rng: np.random.Generator, lum: F32, plate: _Plate) -> Label:
 
 def _draw_spot(rng: np.random.Generator, lum: F32, tint: F32 | None, plate: _Plate) -> Label:
     s = plate.scale
-    x, y = _defect_site(rng, plate)
-    d = float(rng.uniform(10, 34)) * s
+    d_ref = float(rng.uniform(10, 34))  # diameter at the reference frame size
+    x, y = _defect_site(rng, plate, clearance=d_ref / 2 + 6)
+    d = d_ref * s
     ax = (d / 2, d / 2 * float(rng.uniform(0.6, 1.0)))
     half = math.ceil(d / 2) + 4
     x0, y0 = max(round(x) - half, 0), max(round(y) - half, 0)
