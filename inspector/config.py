@@ -441,6 +441,19 @@ class Config(_Model):
             raise ValueError(f"default_recipe {self.default_recipe} is not one of {ids}")
         return self
 
+    @model_validator(mode="after")
+    def _trigger_consistent(self) -> Config:
+        src = self.trigger.source
+        if src in ("plc", "camera") and not self.plc.enabled:
+            raise ValueError(f"trigger.source '{src}' needs the PLC link: set plc.enabled: true")
+        if src == "camera" and not (
+            self.camera.type == "genicam" and self.camera.genicam.trigger_mode == "hardware"
+        ):
+            raise ValueError(
+                "trigger.source 'camera' needs camera.type 'genicam' with trigger_mode 'hardware'"
+            )
+        return self
+
     def recipe(self, recipe_id: int) -> RecipeConfig:
         for r in self.recipes:
             if r.id == recipe_id:
@@ -549,6 +562,9 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
             }
         )
         camera = camera.model_copy(update={"folder": folder})
+    if camera.genicam.cti:
+        genicam = camera.genicam.model_copy(update={"cti": [fix(p) for p in camera.genicam.cti]})
+        camera = camera.model_copy(update={"genicam": genicam})
     archive = cfg.archive.model_copy(update={"dir": fix(cfg.archive.dir)})
     return cfg.model_copy(update={"recipes": recipes, "camera": camera, "archive": archive})
 

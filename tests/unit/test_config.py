@@ -120,3 +120,16 @@ def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
         timeout=60,
     )
     assert good.returncode == 0, good.stderr
+
+
+def test_plc_and_camera_triggers_need_their_links() -> None:
+    with pytest.raises(ConfigError, match="plc.enabled"):
+        parse_config(MINIMAL + "trigger: {source: plc}\n")
+    with pytest.raises(ConfigError, match="trigger_mode 'hardware'"):
+        parse_config(MINIMAL + "trigger: {source: camera}\nplc: {enabled: true}\n")
+
+
+def test_relative_cti_paths_resolve(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(MINIMAL + "camera: {genicam: {cti: [vendor/x.cti]}}\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.camera.genicam.cti == [(tmp_path / "vendor/x.cti").resolve()]
