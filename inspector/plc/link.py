@@ -204,6 +204,11 @@ class PlcLink:
             await self._flush()
             await self.io.wait(self._wake, poll_s)
             await self._flush()
+        # An orderly stop: show STATE offline (best effort; the PLC alarms on the
+        # heartbeat anyway if this write does not make it).
+        with contextlib.suppress(PlcError):
+            words = [self.handshake.vision_heartbeat, int(State.OFFLINE), 0]
+            await self.io.write(self.cfg.out_base, words, MIN_WRITE_NS / 1e9 * 10)
 
     def _apply(self, step: Step, submit: Submit, now: int) -> None:
         hs = self.handshake
@@ -229,11 +234,10 @@ class PlcLink:
     def _select_recipe(self, recipe_id: int) -> None:
         ok = True if self.on_recipe is None else bool(self.on_recipe(recipe_id))
         self.handshake.recipe_ok = ok
-        if ok:
-            self._recipe = recipe_id
-        else:
-            # Parts keep the rejected id: the pipeline answers an unknown recipe with NG.
-            self._recipe = recipe_id
+        # Parts carry the PLC's choice even when it was refused: the pipeline answers
+        # an unknown recipe with NG, and ERROR_CODE 401 shows the PLC why.
+        self._recipe = recipe_id
+        if not ok:
             self._errors.error("unknown_recipe", recipe_id=recipe_id)
 
     def _on_result(self, result: PartResult) -> None:

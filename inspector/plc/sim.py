@@ -87,6 +87,7 @@ class PlcModel:
         self.status: list[int] = [0, 0, 0]
         self.answers: OrderedDict[int, int] = OrderedDict()  # part_id -> verdict on time
         self.recipe_of: OrderedDict[int, int] = OrderedDict()  # part_id -> RECIPE_ID then
+        self.pending_recipe: int | None = None
 
     def _set(self, **kw: Any) -> None:
         self.inputs = dataclasses.replace(self.inputs, **kw)
@@ -115,7 +116,19 @@ class PlcModel:
         self._set(result_ack_seq=self.last_result_seq)
 
     def select_recipe(self, recipe_id: int) -> None:
-        self._set(recipe_id=recipe_id)
+        """Ask for a recipe switch; it is written by ``apply_recipe`` between two parts."""
+        self.pending_recipe = recipe_id
+
+    def apply_recipe(self) -> None:
+        """Write a pending RECIPE_ID once the vision has echoed the last trigger
+        (TRIGGER_ACK_SEQ == TRIGGER_SEQ), so that no part already raised can be
+        inspected with the new recipe (docs/plc.md, "Recipes")."""
+        if self.pending_recipe is None:
+            return
+        acked = self.last_block.trigger_ack_seq if self.last_block is not None else 0
+        if self.inputs.trigger_seq in (0, acked):
+            self._set(recipe_id=self.pending_recipe)
+            self.pending_recipe = None
 
     def expire(self, now_ns: int) -> None:
         """Parts past their deadline leave the FIFO unanswered: rejected (missed)."""
@@ -299,6 +312,7 @@ class PlcSimulator:
         if now >= self._next_beat_ns:
             m.beat()
             self._next_beat_ns = now + HEARTBEAT_NS
+        m.apply_recipe()
         if self.triggering and (self.parts is None or m.counts.triggered < self.parts):
             if self._next_trigger_ns == 0:
                 self._next_trigger_ns = now
