@@ -26,18 +26,21 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from inspector.config import ModelConfig
-from inspector.errors import BackendError, FrameError
+from inspector.errors import BackendError, ConfigError, FrameError
 from inspector.gpu import driver as cu
 from inspector.models.base import Postprocessor
 from inspector.preprocess.cuda import CudaPreprocessor
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding, Frame
+
+if TYPE_CHECKING:
+    from inspector.inspect import LoadedModel
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -247,3 +250,21 @@ def make_gpu_model_stage(
         return findings, stage_ns
 
     return run
+
+
+def use_gpu_stage(model: LoadedModel, *, frames_in_flight: int = 1) -> GpuStage:
+    """Switch a loaded model to the device stage (``preprocess.device: cuda``).
+
+    Replaces ``model.stage`` (the CPU path) with GpuStage + the model's postprocessor.
+    The caller owns the returned stage and must ``close()`` it at shutdown, before the
+    backend. Raises ConfigError if the backend has no device path (only ``torch`` has
+    one today).
+    """
+    if not hasattr(model.backend, "bind_stream"):
+        raise ConfigError(
+            f"model {model.cfg.name!r}: preprocess.device 'cuda' needs backend 'torch', "
+            f"not {model.cfg.backend!r}"
+        )
+    stage = GpuStage(model.cfg, model.backend, frames_in_flight=frames_in_flight)
+    model.stage = make_gpu_model_stage(stage, model.post)
+    return stage
