@@ -27,6 +27,7 @@ from inspector.app import load_recipe
 from inspector.camera.sim import render_part
 from inspector.config import ModelConfig, RecipeConfig, SimCameraConfig, SimDefectConfig
 from inspector.inspect import LoadedRecipe, inspect_part
+from inspector.preprocess.cpu import preprocess
 from inspector.replay import Confusion
 from inspector.types import Frame, Verdict
 
@@ -104,6 +105,19 @@ def latency_table(stages: dict[str, list[int]]) -> str:
     return "\n".join(rows)
 
 
+def bench_infer(recipe: LoadedRecipe, sim: SimCameraConfig, runs: int) -> str:
+    """Inference alone (backend.infer on one preprocessed part), ``runs`` times."""
+    image, _ = render_part(sim.seed, 0, sim)
+    model = recipe.models[0]
+    tensor, _ = preprocess(image, sim.pixel_format, model.post.input_hw, model.cfg.preprocess)
+    times = []
+    for _ in range(runs):
+        t0 = time.monotonic_ns()
+        model.backend.infer(tensor)
+        times.append(time.monotonic_ns() - t0)
+    return latency_table({f"infer x{runs}": times})
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, default=Path("engines/demo_detector.onnx"))
@@ -114,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-per-part", type=int, default=2)
     p.add_argument("--pixel-format", default="Mono8", choices=["Mono8", "BGR8", "BayerRG8"])
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    p.add_argument("--bench", type=int, default=0, help="also time N bare inferences")
     p.add_argument("--quiet", action="store_true", help="do not list wrong parts")
     args = p.parse_args(argv)
 
@@ -130,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         tally, stages = evaluate(recipe, sim, args.start, args.parts, not args.quiet)
+        bench = bench_infer(recipe, sim, args.bench) if args.bench else ""
     finally:
         recipe.close()
     print(tally.confusion.table())
@@ -143,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("latency (inspect_part, per stage):")
     print(latency_table(stages))
+    if bench:
+        print(bench)
     return 0
 
 
