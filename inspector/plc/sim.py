@@ -83,6 +83,7 @@ class PlcModel:
         self.fifo: OrderedDict[int, tuple[int, int]] = OrderedDict()  # seq -> (part_id, t_ns)
         self.expired: OrderedDict[int, int] = OrderedDict()  # seq -> part_id, for "late"
         self.last_result_seq = 0
+        self.adopted = False  # the first valid block read is adopted, never acted on
         self.last_block: ResultBlock | None = None
         self.status: list[int] = [0, 0, 0]
         self.answers: OrderedDict[int, int] = OrderedDict()  # part_id -> verdict on time
@@ -155,6 +156,13 @@ class PlcModel:
             self.counts.bad_check += 1
             return
         self.last_block = block
+        if not self.adopted:
+            # PLC start: whatever result the vision shows now belongs to before us
+            # (a daemon serving since before this PLC program ran). Consume it unread.
+            self.adopted = True
+            self.last_result_seq = block.result_seq
+            self._set(result_ack_seq=block.result_seq)
+            return
         if block.result_seq in (0, self.last_result_seq):
             return  # nothing new (trigger ack or counters only)
         self.last_result_seq = block.result_seq

@@ -284,3 +284,28 @@ def test_heartbeat_and_state_reach_the_plc(manual_sim: PlcSimulator) -> None:
     finally:
         running.stop()
     assert status()[1] == State.OFFLINE  # an orderly stop says so
+
+
+def test_server_role_plc_restarted_mid_run() -> None:
+    running = RunningLink(PlcConfig(enabled=True, role="server", port=0, poll_ms=1.0)).start()
+    sims: list[PlcSimulator] = []
+    try:
+        assert running.link.serving.wait(5)
+        port = running.link.port or 0
+        for first_part_id in (1, 10**6):  # the PLC program restarts, counting from 0
+            sim = PlcSimulator(
+                daemon_role="server",
+                port=port,
+                rate_hz=50,
+                deadline_ms=1000,
+                first_part_id=first_part_id,
+            )
+            sims.append(sim.start())
+            wait_for(lambda sim=sim: results(sim) >= 30, what="verdicts")
+            sim.stop()
+    finally:
+        running.stop()
+        for sim in sims:
+            sim.stop()
+    assert [s.counts().mismatched for s in sims] == [0, 0]
+    assert all(s.counts().ok + s.counts().ng >= 30 for s in sims)

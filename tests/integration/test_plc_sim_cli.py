@@ -16,6 +16,8 @@ async def write_rogue_verdict(port: int) -> None:
     """An OK with a valid CHECK for a part the PLC never triggered."""
     client = AsyncModbusTcpClient("127.0.0.1", port=port, retries=0, reconnect_delay=0)
     assert await client.connect()
+    hello = ResultBlock().encode()  # "no result yet", as a daemon shows after connecting
+    assert not (await client.write_registers(100 + RESULT_FIRST, hello, device_id=1)).isError()
     rogue = ResultBlock(
         result_seq=1, result_trigger_seq=999, result_part_id=4711, verdict=PlcVerdict.OK
     )

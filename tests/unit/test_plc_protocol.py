@@ -229,3 +229,31 @@ def test_resync_shows_no_result_so_a_restarted_plc_never_sees_an_old_one() -> No
     hs.on_inputs(inputs(1, hb=2, part_id=5, ack=2), 3 * MS)
     hs.on_result(result(1, 5))
     assert ResultBlock.decode(hs.result_words(3 * MS)[0]).result_seq == 3  # not 2: pre-acked
+
+
+# ------------------------------------------------- the simulator's PLC program
+def test_sim_plc_fifo_classifies_every_verdict() -> None:
+    from inspector.plc.sim import PlcModel
+
+    plc = PlcModel(deadline_ms=30, first_part_id=100)
+    stale = ResultBlock(result_seq=9, result_trigger_seq=77, result_part_id=5, verdict=1)
+    plc.on_result_words(stale.encode(), 0)  # shown before this PLC started: adopted
+    assert plc.inputs.result_ack_seq == 9 and plc.counts.results == 0
+    plc.trigger(0, 3)  # parts 100, 101, 102 (seq 1..3) in one scan
+
+    def show(seq: int, trig: int, part: int, verdict: int, t: int) -> None:
+        block = ResultBlock(
+            result_seq=seq, result_trigger_seq=trig, result_part_id=part, verdict=verdict
+        )
+        plc.on_result_words(block.encode(), t)
+
+    show(10, 2, 101, 1, 5 * MS)  # part 100 ahead of it got nothing: missed
+    show(11, 3, 999, 1, 6 * MS)  # wrong part id: mismatched
+    plc.trigger(10 * MS)
+    show(12, 4, 103, 1, 50 * MS)  # after its deadline: late
+    torn = ResultBlock(result_seq=13).encode()
+    torn[2] ^= 1
+    plc.on_result_words(torn, 51 * MS)  # bad CHECK: ignored, read again
+    c = plc.counts
+    assert (c.ok, c.missed, c.mismatched, c.late, c.bad_check) == (1, 1, 1, 1, 1)
+    assert plc.answers == {101: 1} and plc.inputs.result_ack_seq == 12
