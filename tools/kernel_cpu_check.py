@@ -25,7 +25,7 @@ from inspector.preprocess.cpu import PIXEL_FORMATS, preprocess
 from inspector.preprocess.cuda_kernel import KERNEL_SOURCE, kernel_params
 
 _PRELUDE = r"""
-#include <cmath>
+#include <math.h>
 #include <cstring>
 #define __device__
 #define __forceinline__ inline
@@ -36,6 +36,10 @@ static Dim3 blockIdx, threadIdx, blockDim;
 static unsigned short inspector_cpu_half(float v) {
     _Float16 h = (_Float16)v; unsigned short u; std::memcpy(&u, &h, 2); return u;
 }
+static float inspector_cpu_float(unsigned short u) {
+    _Float16 h; std::memcpy(&h, &u, 2); return (float)h;
+}
+static int atomicAdd(int* p, int v) { int old = *p; *p += v; return old; }
 """
 
 _DRIVER = r"""

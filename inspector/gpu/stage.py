@@ -1,6 +1,6 @@
 """The device stage of the flow (steps 3-4 on the GPU), all on one CUDA stream.
 
-    frame ─▶ pinned slot ─▶ H2D ─▶ fused kernel ─▶ model (CUDA graph) ─▶ top-K ─▶ D2H ─▶ host
+    frame ─▶ pinned slot ─▶ H2D ─▶ fused kernel ─▶ model (CUDA graph) ─▶ filter ─▶ D2H ─▶ host
                             (copy stream)   └──────── pipeline stream ───────┘
 
 ``GpuStage.submit(frame)`` enqueues everything and returns at once with a ticket;
@@ -10,14 +10,15 @@ grabs and uploads frame k+1 while the GPU runs frame k). ``__call__`` does both 
 frame, and ``make_gpu_model_stage`` wraps it with the postprocessor into the
 ``inspect.ModelStage`` the worker thread calls.
 
-Detection outputs in the YOLOv8 layout ``[1, 4+nc, N]`` are cut on the device to the
-``candidate_cap`` best-scoring candidates (``topk``, no host sync, capturable), so a few
-kilobytes come back instead of N×(4+nc) floats; the host postprocessor then applies the
-confidence floor and NMS as on the CPU path. If the K-th kept score is still above the
-floor, candidates may have been cut: ``saturated`` counts those parts.
+Detection outputs in the YOLOv8 layout ``[1, 4+nc, N]`` are filtered on the device
+(``gpu/compact.py``): only candidates whose best class score reaches ``conf_floor`` are
+copied into a fixed ``[4+nc, candidate_cap]`` buffer that comes back with the count
+(14 KB at cap 512 and 3 classes, instead of 235 KB for N = 8400); the host
+postprocessor then runs NMS as on the CPU path. ``saturated`` counts parts with more
+than ``candidate_cap`` candidates above the floor (the extra ones were dropped).
 
-Stage times come from CUDA events: ``h2d``, ``preprocess``, ``infer``, ``d2h`` (device
-time, ns) plus ``gpu_wait`` (host time blocked in collect).
+Stage times come from CUDA events: ``h2d``, ``preprocess``, ``infer`` (model + filter),
+``d2h`` (device time, ns) plus ``gpu_wait`` (host time blocked in collect).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy.typing as npt
 from inspector.config import ModelConfig
 from inspector.errors import BackendError, ConfigError, FrameError
 from inspector.gpu import driver as cu
+from inspector.gpu.compact import CandidateFilter
 from inspector.models.base import Postprocessor
 from inspector.preprocess.cuda import CudaPreprocessor
 from inspector.preprocess.geometry import Geometry
@@ -75,6 +77,7 @@ class GpuStage:
         frames_in_flight: int = 2,
         device: int = 0,
         candidate_cap: int = 512,
+        candidate_filter: bool = True,
     ) -> None:
         import torch
 
@@ -86,7 +89,13 @@ class GpuStage:
         self._device = device
         cu.make_current(device)
         self.stream = cu.stream_create()
-        backend.bind_stream(self.stream, epilogue=self._reduce_all)
+        self._filter: CandidateFilter | None = None
+        out0 = backend.info.outputs[0].shape
+        if candidate_filter and model_cfg.family == "detection" and _is_yolov8(out0):
+            self._filter = CandidateFilter(
+                int(out0[1]), int(out0[2]), model_cfg.conf_floor, candidate_cap, backend.device
+            )
+        self.rebind()
         shape = backend.info.inputs[0].shape
         self.input_hw = (int(shape[2]), int(shape[3]))
         self._pre: dict[tuple[str, tuple[int, ...]], CudaPreprocessor] = {}
@@ -94,7 +103,7 @@ class GpuStage:
         self._events = [(cu.event_create(), cu.event_create()) for _ in range(frames_in_flight)]
         self._in_flight: list[Ticket] = []
         self._ring = 0
-        self.saturated = 0  # parts whose top-K cut may have dropped candidates
+        self.saturated = 0  # parts with more candidates above the floor than the cap
 
     def _preprocessor(self, frame: Frame, shape: tuple[int, ...]) -> CudaPreprocessor:
         if frame.image.dtype != np.uint8:
@@ -118,7 +127,9 @@ class GpuStage:
     def rebind(self) -> None:
         """Bind the backend to this stage's stream again (another stage or a benchmark
         may have bound it elsewhere); re-captures the CUDA graph."""
-        self.backend.bind_stream(self.stream, epilogue=self._reduce_all)
+        # With the candidate filter the graph is the model alone (the filter reads its
+        # fp16/fp32 output directly); otherwise the graph also converts to float32.
+        self.backend.bind_stream(self.stream, epilogue=None if self._filter else _as_float)
 
     def acquire_pinned(
         self, pixel_format: str, shape: tuple[int, ...]
@@ -153,7 +164,10 @@ class GpuStage:
         torch = self._torch
         try:
             with torch.cuda.stream(self.backend.stream):
-                outs = self.backend.run_on_stream()  # model + top-K, one graph
+                outs = self.backend.run_on_stream()  # one CUDA graph replay
+                if self._filter is not None:
+                    self._filter.run(outs[0], self.stream)
+                    outs = [self._filter.out, self._filter.count, *_as_float(outs[1:])]
                 cu.event_record(infer_end, self.stream)
                 host = self._host_buffers(ring, outs)
                 for h, o in zip(host, outs, strict=True):
@@ -167,25 +181,11 @@ class GpuStage:
         self._in_flight.append(ticket)
         return ticket
 
-    def _reduce_all(self, outs: list[Any]) -> list[Any]:
-        """The backend's epilogue: runs on the stream, inside the CUDA graph."""
-        return [self._reduce(o) for o in outs]
-
-    def _reduce(self, out: Any) -> Any:
-        """Keep the ``candidate_cap`` best YOLOv8 candidates on the device, as float32."""
-        if self.cfg.family == "detection" and out.dim() == 3 and 4 < out.shape[1] < out.shape[2]:
-            k = min(self.candidate_cap, int(out.shape[2]))
-            if k < out.shape[2]:
-                scores = out[0, 4:, :].amax(0)
-                idx = scores.topk(k, sorted=True).indices
-                out = out.index_select(2, idx)
-        return out.float()
-
     def _host_buffers(self, slot: int, outs: list[Any]) -> list[Any]:
         bufs = self._host_out[slot]
         if bufs is None or [b.shape for b in bufs] != [o.shape for o in outs]:
             torch = self._torch
-            bufs = [torch.empty(o.shape, dtype=torch.float32, pin_memory=True) for o in outs]
+            bufs = [torch.empty(o.shape, dtype=o.dtype, pin_memory=True) for o in outs]
             self._host_out[slot] = bufs
         return bufs
 
@@ -198,20 +198,18 @@ class GpuStage:
             self._in_flight.remove(ticket)
         t1 = time.monotonic_ns()
         outputs = [h.numpy().copy() for h in ticket.host_out]
+        if self._filter is not None:  # [candidates, count, *others] → [candidates[:count], ...]
+            count = int(outputs[1][0])
+            if count > self._filter.cap:
+                self.saturated += 1
+            outputs = [outputs[0][:, :, : min(count, self._filter.cap)], *outputs[2:]]
         stage_ns = ticket.pre.stage_ns(ticket.slot)
         stage_ns["infer"] = cu.event_elapsed_ns(
             ticket.pre.pre_end_event(ticket.slot), ticket.infer_end
         )
         stage_ns["d2h"] = cu.event_elapsed_ns(ticket.infer_end, ticket.done)
         stage_ns["gpu_wait"] = t1 - t0
-        if self.cfg.family == "detection" and outputs and self._cut_saturated(outputs[0]):
-            self.saturated += 1
         return outputs, ticket.geometry, stage_ns
-
-    def _cut_saturated(self, out: FloatArray) -> bool:
-        if out.ndim != 3 or out.shape[2] < self.candidate_cap or out.shape[1] <= 4:
-            return False
-        return bool(out[0, 4:, -1].max() >= self.cfg.conf_floor)
 
     def __call__(self, frame: Frame) -> tuple[list[FloatArray], Geometry, dict[str, int]]:
         """One frame through the device, waited for."""
@@ -223,12 +221,28 @@ class GpuStage:
             cu.stream_sync(self.stream)
         for pre in self._pre.values():
             pre.close()
+        if self._filter is not None:
+            with contextlib.suppress(BackendError):
+                self._filter.close()
+            self._filter = None
         self._pre.clear()
         for a, b in self._events:
             for ev in (a, b):
                 with contextlib.suppress(BackendError):
                     cu.event_destroy(ev)
         self._events = []
+
+
+def _is_yolov8(shape: tuple[int | None, ...]) -> bool:
+    """[1, 4+nc, N] with the candidate axis the long one (static dims only)."""
+    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        return False
+    return shape[0] == 1 and 4 < int(shape[1]) < int(shape[2])  # type: ignore[arg-type]
+
+
+def _as_float(outs: list[Any]) -> list[Any]:
+    """Device outputs as float32 (fp16 models), for the host."""
+    return [o if o.dtype.is_floating_point and o.element_size() == 4 else o.float() for o in outs]
 
 
 def make_gpu_stage(model_cfg: ModelConfig, backend: Any, *, frames_in_flight: int = 2) -> GpuStage:

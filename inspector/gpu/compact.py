@@ -1,0 +1,63 @@
+"""Detector candidates filtered on the device before the D2H copy (step 5, first half).
+
+YOLOv8-layout outputs ``[1, 4+nc, N]`` hold N = 8400 candidates at 640×640, almost all
+below the confidence floor. ``CandidateFilter`` runs one small kernel (``inspector_compact``
+in ``preprocess/cuda_kernel.py``) on the pipeline stream: each candidate whose best class
+score reaches the floor takes a slot (``atomicAdd``) in a fixed ``[4+nc, cap]`` buffer,
+and the count comes back with it. The host then decodes only ``count`` columns (order is
+arbitrary; NMS sorts by score). A fixed-size copy needs no host sync in the middle of the
+stream, so frames in flight keep overlapping.
+
+If more than ``cap`` candidates pass, the extra ones are dropped on the device and the
+host sees ``count > cap`` (``GpuStage.saturated`` counts such parts).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from inspector.gpu import driver as cu
+from inspector.gpu.nvrtc import compile_cubin
+from inspector.preprocess.cuda_kernel import COMPACT_KERNEL_NAME, KERNEL_NAME, KERNEL_SOURCE
+
+_THREADS = 256
+
+
+class CandidateFilter:
+    """Filters one output tensor shape; ``run`` enqueues on the given stream (no sync)."""
+
+    def __init__(self, channels: int, n: int, floor: float, cap: int, device: Any) -> None:
+        import torch
+
+        info = cu.make_current()
+        cubin = compile_cubin(KERNEL_SOURCE, KERNEL_NAME, info.arch)
+        self._module, self._fn = cu.module_load(cubin, COMPACT_KERNEL_NAME)
+        self.channels, self.n, self.cap = channels, n, cap
+        self.out = torch.empty((1, channels, cap), dtype=torch.float32, device=device)
+        self.count = torch.zeros((1,), dtype=torch.int32, device=device)
+        self._src = ctypes.c_void_p(0)
+        self._is_half = ctypes.c_int(0)
+        self._args: list[ctypes.c_int | ctypes.c_float | ctypes.c_void_p] = [
+            self._src,
+            self._is_half,
+            ctypes.c_int(channels),
+            ctypes.c_int(n),
+            ctypes.c_int(4),
+            ctypes.c_float(floor),
+            ctypes.c_int(cap),
+            ctypes.c_void_p(self.out.data_ptr()),
+            ctypes.c_void_p(self.count.data_ptr()),
+        ]
+        self._argv = (ctypes.c_void_p * len(self._args))(*(ctypes.addressof(a) for a in self._args))
+        self._grid = (-(-n // _THREADS), 1, 1)
+
+    def run(self, raw: Any, stream: int) -> None:
+        """Filter ``raw`` (a contiguous device tensor [1, C, N], fp16 or fp32)."""
+        self._src.value = raw.data_ptr()
+        self._is_half.value = int(raw.element_size() == 2)
+        self.count.zero_()  # on the current (pipeline) stream, before the kernel
+        cu.launch(self._fn, self._grid, (_THREADS, 1, 1), stream, ctypes.addressof(self._argv))
+
+    def close(self) -> None:
+        cu.module_unload(self._module)
