@@ -35,8 +35,9 @@ import structlog
 from inspector import metrics
 from inspector.config import PlcConfig
 from inspector.errors import PlcError
+from inspector.plc.handshake import Handshake, Step
 from inspector.plc.io import ClientIo, LinkIo, ServerIo
-from inspector.plc.protocol import RESULT_FIRST, Handshake, PlcInputs, State, Step
+from inspector.plc.protocol import RESULT_FIRST, PlcInputs, State
 from inspector.trigger import Submit
 from inspector.types import PartResult, Trigger
 

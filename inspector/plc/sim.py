@@ -11,7 +11,7 @@ line; ``plc.simulator: true`` starts it embedded; tests drive it in-process.
 * daemon role ``server``: the simulator is a polling Modbus client, like a PLC reading a
   Cognex/Keyence sensor: each scan it writes block A and reads block B.
 
-``PlcModel`` is the PLC program (pure, clock passed in); ``PlcSimulator`` runs it in its
+``PlcModel`` (``plc_program.py``) is the PLC program; ``PlcSimulator`` runs it in its
 own thread with one asyncio loop, like the link, so tests can start, drive, kill and
 restart it.
 """
@@ -23,184 +23,16 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from inspector.config import PlcConfig
+from inspector.plc.plc_program import Counts, PlcModel
 from inspector.plc.protocol import (
     BLOCK_A_LEN,
     BLOCK_B_LEN,
     RESULT_FIRST,
-    PlcInputs,
-    ResultBlock,
-    next_seq,
 )
-from inspector.types import PlcVerdict
-
-
-@dataclass
-class Counts:
-    """What the PLC saw. ``mismatched`` is any verdict it could not trust (wrong part,
-    bad CHECK, unknown sequence, invalid verdict): the one count that must stay 0."""
-
-    triggered: int = 0
-    ok: int = 0
-    ng: int = 0
-    missed: int = 0  # no verdict by the deadline: rejected by the PLC
-    late: int = 0  # a verdict that came after the deadline: rejected by the PLC
-    mismatched: int = 0
-    results: int = 0
-    bad_check: int = 0  # reads whose CHECK did not match: ignored, read again
-    verdicts: dict[int, int] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        return (
-            f"triggered={self.triggered} ok={self.ok} ng={self.ng} missed={self.missed} "
-            f"late={self.late} mismatched={self.mismatched}"
-        )
-
-
-class PlcModel:
-    """The PLC's side of the handshake: block A, the FIFO of pending parts, the checks."""
-
-    def __init__(self, *, deadline_ms: float, first_part_id: int = 1, recipe_id: int = 1) -> None:
-        self.deadline_ns = int(deadline_ms * 1e6)
-        self.inputs = PlcInputs(
-            plc_heartbeat=0,
-            enable=True,
-            trigger_seq=0,
-            part_id=0,
-            recipe_id=recipe_id,
-            result_ack_seq=0,
-            command=0,
-            command_seq=0,
-        )
-        self.next_part_id = first_part_id
-        self.ack_results = True  # False: stop consuming results (the queue fills up)
-        self.counts = Counts()
-        self.fifo: OrderedDict[int, tuple[int, int]] = OrderedDict()  # seq -> (part_id, t_ns)
-        self.expired: OrderedDict[int, int] = OrderedDict()  # seq -> part_id, for "late"
-        self.last_result_seq = 0
-        self.adopted = False  # the first valid block read is adopted, never acted on
-        self.last_block: ResultBlock | None = None
-        self.status: list[int] = [0, 0, 0]
-        self.answers: OrderedDict[int, int] = OrderedDict()  # part_id -> verdict on time
-        self.recipe_of: OrderedDict[int, int] = OrderedDict()  # part_id -> RECIPE_ID then
-        self.pending_recipe: int | None = None
-
-    def _set(self, **kw: Any) -> None:
-        self.inputs = dataclasses.replace(self.inputs, **kw)
-
-    def beat(self) -> None:
-        self._set(plc_heartbeat=(self.inputs.plc_heartbeat + 1) & 0xFFFF)
-
-    def trigger(self, now_ns: int, n: int = 1) -> None:
-        """Raise TRIGGER_SEQ by ``n`` in one scan (n > 1: the vision misses n-1 parts)."""
-        seq = self.inputs.trigger_seq
-        for _ in range(n):
-            seq = next_seq(seq)
-            self.fifo[seq] = (self.next_part_id & 0xFFFFFFFF, now_ns)
-            self.recipe_of[self.next_part_id & 0xFFFFFFFF] = self.inputs.recipe_id
-            if len(self.recipe_of) > 100_000:
-                self.recipe_of.popitem(last=False)
-            self.counts.triggered += 1
-            self.next_part_id += 1
-        self._set(trigger_seq=seq, part_id=self.fifo[seq][0])
-
-    def command(self, code: int) -> None:
-        self._set(command=code, command_seq=next_seq(self.inputs.command_seq))
-
-    def ack_last(self) -> None:
-        """Acknowledge the last result seen (after a pause of ``ack_results``)."""
-        self._set(result_ack_seq=self.last_result_seq)
-
-    def select_recipe(self, recipe_id: int) -> None:
-        """Ask for a recipe switch; it is written by ``apply_recipe`` between two parts."""
-        self.pending_recipe = recipe_id
-
-    def apply_recipe(self) -> None:
-        """Write a pending RECIPE_ID once the vision has echoed the last trigger
-        (TRIGGER_ACK_SEQ == TRIGGER_SEQ), so that no part already raised can be
-        inspected with the new recipe (docs/plc.md, "Recipes")."""
-        if self.pending_recipe is None:
-            return
-        acked = self.last_block.trigger_ack_seq if self.last_block is not None else 0
-        if self.inputs.trigger_seq in (0, acked):
-            self._set(recipe_id=self.pending_recipe)
-            self.pending_recipe = None
-
-    def expire(self, now_ns: int) -> None:
-        """Parts past their deadline leave the FIFO unanswered: rejected (missed)."""
-        while self.fifo:
-            seq, (part_id, t) = next(iter(self.fifo.items()))
-            if now_ns - t <= self.deadline_ns:
-                break
-            del self.fifo[seq]
-            self._expire_one(seq, part_id)
-
-    def _expire_one(self, seq: int, part_id: int) -> None:
-        self.counts.missed += 1
-        self.expired[seq] = part_id
-        while len(self.expired) > 4096:
-            self.expired.popitem(last=False)
-
-    def on_result_words(self, words: list[int], now_ns: int) -> None:
-        """Check one read (or write) of block B offsets 3..14 and match it to a part."""
-        try:
-            block = ResultBlock.decode(words)
-        except ValueError:
-            # Half-updated, corrupt, or not written yet (all zeros): ignore this read and
-            # read again next scan, as the PLC program must (docs/plc.md).
-            self.counts.bad_check += 1
-            return
-        self.last_block = block
-        if not self.adopted:
-            # PLC start: whatever result the vision shows now belongs to before us
-            # (a daemon serving since before this PLC program ran). Consume it unread.
-            self.adopted = True
-            self.last_result_seq = block.result_seq
-            self._set(result_ack_seq=block.result_seq)
-            return
-        if block.result_seq in (0, self.last_result_seq):
-            return  # nothing new (trigger ack or counters only)
-        self.last_result_seq = block.result_seq
-        if self.ack_results:
-            self._set(result_ack_seq=block.result_seq)
-        self.counts.results += 1
-        self._match(block, now_ns)
-
-    def _match(self, block: ResultBlock, now_ns: int) -> None:
-        seq, part_id, verdict = block.result_trigger_seq, block.result_part_id, block.verdict
-        if verdict not in (1, 2, 3, 4, 5):
-            self.counts.mismatched += 1
-            return
-        if seq in self.fifo:
-            # Parts ahead of this one in the FIFO will never get a verdict: reject them.
-            while (head := next(iter(self.fifo))) != seq:
-                self._expire_one(head, self.fifo.pop(head)[0])
-            want, t = self.fifo.pop(seq)
-            if want != part_id:
-                self.counts.mismatched += 1
-            elif now_ns - t > self.deadline_ns:
-                self.counts.late += 1
-            else:
-                self.counts.verdicts[verdict] = self.counts.verdicts.get(verdict, 0) + 1
-                self.answers[part_id] = verdict
-                if len(self.answers) > 100_000:
-                    self.answers.popitem(last=False)
-                if verdict == PlcVerdict.OK:
-                    self.counts.ok += 1
-                else:
-                    self.counts.ng += 1
-        elif self.expired.get(seq) == part_id:
-            del self.expired[seq]
-            self.counts.missed -= 1
-            self.counts.late += 1
-        else:
-            self.counts.mismatched += 1  # a verdict for a part this PLC never triggered
-
 
 DaemonRole = Literal["client", "server"]
 HEARTBEAT_NS = 50_000_000  # the PLC's heartbeat: 20 Hz

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 from inspector.config import PlcConfig
+from inspector.plc.plc_program import PlcModel
 from inspector.plc.protocol import ERR_RESULT_OVERFLOW, ERR_UNKNOWN_RECIPE, Command, State
-from inspector.plc.sim import PlcModel, PlcSimulator, start_embedded
+from inspector.plc.sim import PlcSimulator, start_embedded
 from inspector.types import PlcVerdict
 from tests.integration.plc_support import FakePipeline, RunningLink, expected_ok, wait_for
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import pytest
 
 from inspector.config import PlcConfig
+from inspector.plc.plc_program import PlcModel
 from inspector.plc.protocol import BLOCK_B_LEN, RESULT_FIRST, RESULT_LEN
-from inspector.plc.sim import PlcModel
 from tests.integration.plc_support import RunningLink, expected_ok
 
 pymodbustcp = pytest.importorskip(

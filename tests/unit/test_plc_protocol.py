@@ -1,16 +1,18 @@
-"""The pure PLC handshake (inspector/plc/protocol.py): map, CRC, sequences, result queue."""
+"""The pure PLC logic: map and CRC (protocol.py), handshake (handshake.py), the
+simulator's PLC program (plc_program.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from inspector.plc.handshake import Handshake
+from inspector.plc.plc_program import PlcModel
 from inspector.plc.protocol import (
     BLOCK_A_LEN,
     ERR_RESULT_OVERFLOW,
     ERR_UNKNOWN_RECIPE,
     RESULT_LEN,
     Command,
-    Handshake,
     PlcInputs,
     ResultBlock,
     State,
@@ -233,8 +235,6 @@ def test_resync_shows_no_result_so_a_restarted_plc_never_sees_an_old_one() -> No
 
 # ------------------------------------------------- the simulator's PLC program
 def test_sim_plc_fifo_classifies_every_verdict() -> None:
-    from inspector.plc.sim import PlcModel
-
     plc = PlcModel(deadline_ms=30, first_part_id=100)
     stale = ResultBlock(result_seq=9, result_trigger_seq=77, result_part_id=5, verdict=1)
     plc.on_result_words(stale.encode(), 0)  # shown before this PLC started: adopted
