@@ -25,18 +25,30 @@ _THREADS = 256
 
 
 class CandidateFilter:
-    """Filters one output tensor shape; ``run`` enqueues on the given stream (no sync)."""
+    """Filters one output tensor shape; ``run`` enqueues on the given stream (no sync).
 
-    def __init__(self, channels: int, n: int, floor: float, cap: int, device: Any) -> None:
+    ``slots`` output buffers (one per frame in flight), so the D2H copy of one frame can
+    run on another stream while the next frame is filtered.
+    """
+
+    def __init__(
+        self, channels: int, n: int, floor: float, cap: int, device: Any, slots: int = 1
+    ) -> None:
         import torch
 
         info = cu.make_current()
         cubin = compile_cubin(KERNEL_SOURCE, KERNEL_NAME, info.arch)
         self._module, self._fn = cu.module_load(cubin, COMPACT_KERNEL_NAME)
         self.channels, self.n, self.cap = channels, n, cap
-        self.out = torch.empty((1, channels, cap), dtype=torch.float32, device=device)
-        self.count = torch.zeros((1,), dtype=torch.int32, device=device)
+        self.outs = [
+            torch.empty((1, channels, cap), dtype=torch.float32, device=device)
+            for _ in range(slots)
+        ]
+        self.counts = [torch.zeros((1,), dtype=torch.int32, device=device) for _ in range(slots)]
+        self.out, self.count = self.outs[0], self.counts[0]
         self._src = ctypes.c_void_p(0)
+        self._dst = ctypes.c_void_p(0)
+        self._count = ctypes.c_void_p(0)
         self._is_half = ctypes.c_int(0)
         self._args: list[ctypes.c_int | ctypes.c_float | ctypes.c_void_p] = [
             self._src,
@@ -46,17 +58,20 @@ class CandidateFilter:
             ctypes.c_int(4),
             ctypes.c_float(floor),
             ctypes.c_int(cap),
-            ctypes.c_void_p(self.out.data_ptr()),
-            ctypes.c_void_p(self.count.data_ptr()),
+            self._dst,
+            self._count,
         ]
         self._argv = (ctypes.c_void_p * len(self._args))(*(ctypes.addressof(a) for a in self._args))
         self._grid = (-(-n // _THREADS), 1, 1)
 
-    def run(self, raw: Any, stream: int) -> None:
-        """Filter ``raw`` (a contiguous device tensor [1, C, N], fp16 or fp32)."""
+    def run(self, raw: Any, stream: int, slot: int = 0) -> None:
+        """Filter ``raw`` (a contiguous device tensor [1, C, N], fp16 or fp32) into
+        ``outs[slot]``/``counts[slot]``; torch's current stream must be ``stream``."""
         self._src.value = raw.data_ptr()
         self._is_half.value = int(raw.element_size() == 2)
-        self.count.zero_()  # on the current (pipeline) stream, before the kernel
+        self._dst.value = self.outs[slot].data_ptr()
+        self._count.value = self.counts[slot].data_ptr()
+        self.counts[slot].zero_()  # on the current (pipeline) stream, before the kernel
         cu.launch(self._fn, self._grid, (_THREADS, 1, 1), stream, ctypes.addressof(self._argv))
 
     def close(self) -> None:

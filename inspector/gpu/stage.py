@@ -81,7 +81,7 @@ class GpuStage:
     ) -> None:
         import torch
 
-        self._torch = torch
+        self._torch: Any = torch
         self.cfg = model_cfg
         self.backend = backend
         self.frames_in_flight = frames_in_flight
@@ -93,8 +93,19 @@ class GpuStage:
         out0 = backend.info.outputs[0].shape
         if candidate_filter and model_cfg.family == "detection" and _is_yolov8(out0):
             self._filter = CandidateFilter(
-                int(out0[1]), int(out0[2]), model_cfg.conf_floor, candidate_cap, backend.device
+                int(out0[1]),
+                int(out0[2]),
+                model_cfg.conf_floor,
+                candidate_cap,
+                backend.device,
+                slots=frames_in_flight,
             )
+        # The filtered result lives in a per-frame buffer, so its D2H copy can go to its
+        # own stream and overlap the next frame's kernel and model. Unfiltered outputs
+        # are the graph's static buffers: those must be copied before the next replay,
+        # on the pipeline stream.
+        self._d2h_stream = cu.stream_create() if self._filter is not None else self.stream
+        self._d2h_torch = self._torch.cuda.ExternalStream(self._d2h_stream, device=backend.device)
         self.rebind()
         shape = backend.info.inputs[0].shape
         self.input_hw = (int(shape[2]), int(shape[3]))
@@ -166,16 +177,20 @@ class GpuStage:
             with torch.cuda.stream(self.backend.stream):
                 outs = self.backend.run_on_stream()  # one CUDA graph replay
                 if self._filter is not None:
-                    self._filter.run(outs[0], self.stream)
-                    outs = [self._filter.out, self._filter.count, *_as_float(outs[1:])]
+                    self._filter.run(outs[0], self.stream, ring)
+                    flt = self._filter
+                    outs = [flt.outs[ring], flt.counts[ring], *_as_float(outs[1:])]
                 cu.event_record(infer_end, self.stream)
-                host = self._host_buffers(ring, outs)
+            host = self._host_buffers(ring, outs)
+            if self._d2h_stream != self.stream:
+                cu.stream_wait(self._d2h_stream, infer_end)
+            with torch.cuda.stream(self._d2h_torch):
                 for h, o in zip(host, outs, strict=True):
                     h.copy_(o, non_blocking=True)
         except RuntimeError as exc:  # torch reports CUDA failures as RuntimeError
             cu.count_failure()
             raise BackendError(f"torch on the pipeline stream failed: {exc}") from exc
-        cu.event_record(done, self.stream)
+        cu.event_record(done, self._d2h_stream)
         self._ring = (ring + 1) % self.frames_in_flight
         ticket = Ticket(ring, slot, pre.geometry, host, pre, t0, done, infer_end)
         self._in_flight.append(ticket)
@@ -223,6 +238,8 @@ class GpuStage:
             pre.close()
         if self._filter is not None:
             with contextlib.suppress(BackendError):
+                cu.stream_sync(self._d2h_stream)
+                cu.stream_destroy(self._d2h_stream)
                 self._filter.close()
             self._filter = None
         self._pre.clear()
