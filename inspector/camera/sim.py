@@ -238,11 +238,13 @@ def _draw_spot(rng: np.random.Generator, lum: F32, tint: F32 | None, plate: _Pla
 
 
 def _label(name: str, pts: F32, margin: float, shape: tuple[int, ...]) -> Label:
+    """A label box around ``pts`` plus ``margin``, clipped to the frame, 0.1 px steps."""
     h, w = shape[:2]
-    x1, y1 = pts.min(axis=0) - margin
-    x2, y2 = pts.max(axis=0) + margin
-    box = (max(float(x1), 0.0), max(float(y1), 0.0), min(float(x2), w), min(float(y2), h))
-    return Label(name, tuple(round(v, 1) for v in box))  # type: ignore[arg-type]  # 4-tuple
+    lo = pts.min(axis=0) - margin
+    hi = pts.max(axis=0) + margin
+    x1, y1 = round(max(float(lo[0]), 0.0), 1), round(max(float(lo[1]), 0.0), 1)
+    x2, y2 = round(min(float(hi[0]), float(w)), 1), round(min(float(hi[1]), float(h)), 1)
+    return Label(name, (x1, y1, x2, y2))
 
 
 def _hole_label(plate: _Plate, i: int, shape: tuple[int, ...]) -> Label:
