@@ -85,7 +85,7 @@ class ClientIo:
             )
         except ModbusException as exc:
             raise PlcError(f"read of block A failed: {exc}") from exc
-        if rr.isError():
+        if rr.isError() or len(rr.registers) != BLOCK_A_LEN:
             raise PlcError(f"PLC refused the read of block A: {rr}")
         _observe("read", t0)
         return list(rr.registers)

@@ -108,6 +108,7 @@ class PlcLink:
         self._missed_seen = 0
         self._next_hb_ns = 0
         self._status_key: tuple[int, int, bool] | None = None
+        self._was_up = False
 
     def _make_io(self) -> LinkIo:
         c = self.cfg
@@ -158,30 +159,40 @@ class PlcLink:
         backoff = self.cfg.backoff_s
         try:
             while not stop.is_set():
-                try:
-                    await self.io.open()
-                except (OSError, PlcError) as exc:
-                    metrics.PLC_RECONNECTS.inc()
-                    self._errors.error("connect", error=str(exc), retry_s=backoff)
-                    await self._sleep(stop, backoff)
-                    backoff = min(backoff * 2, self.cfg.backoff_max_s)
-                    continue
-                backoff = self.cfg.backoff_s
-                self.serving.set()
-                try:
-                    await self._session(submit, stop)
-                except PlcError as exc:
-                    self._errors.error("io", error=str(exc))
-                finally:
-                    self.handshake.lost()
-                    self._written.clear()
-                    self._status_key = None
-                    metrics.PLC_LINK_UP.set(0)
-                    await self.io.close()
+                if await self._connect_and_serve(submit, stop):
+                    backoff = self.cfg.backoff_s  # the last session worked: start over
+                if stop.is_set():
+                    break
+                # Also after a connect that "worked" but gave no usable data (a peer
+                # that accepts and drops): never a tight reconnect loop.
+                metrics.PLC_RECONNECTS.inc()
+                await self._sleep(stop, backoff)
+                backoff = min(backoff * 2, self.cfg.backoff_max_s)
         finally:
             self.serving.clear()
             await self.io.shutdown()
             self._loop = None
+
+    async def _connect_and_serve(self, submit: Submit, stop: Event) -> bool:
+        """One connection; True if the handshake got in sync during it."""
+        try:
+            await self.io.open()
+        except (OSError, PlcError) as exc:
+            self._errors.error("connect", error=str(exc))
+            return False
+        self.serving.set()
+        self._was_up = False
+        try:
+            await self._session(submit, stop)
+        except PlcError as exc:
+            self._errors.error("io", error=str(exc))
+        finally:
+            self.handshake.lost()
+            self._written.clear()
+            self._status_key = None
+            metrics.PLC_LINK_UP.set(0)
+            await self.io.close()
+        return self._was_up
 
     async def _sleep(self, stop: Event, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -200,6 +211,7 @@ class PlcLink:
             self._apply(step, submit, now)
             if up != self.handshake.synced:
                 up = self.handshake.synced
+                self._was_up = self._was_up or up
                 metrics.PLC_LINK_UP.set(int(up))
                 log.info("plc_link_up" if up else "plc_link_waiting", role=self.cfg.role)
             await self._flush()

@@ -8,9 +8,12 @@ in-process simulator part by part.
 
 from __future__ import annotations
 
+import itertools
 import json
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -310,3 +313,38 @@ def test_server_role_plc_restarted_mid_run() -> None:
             sim.stop()
     assert [s.counts().mismatched for s in sims] == [0, 0]
     assert all(s.counts().ok + s.counts().ng >= 30 for s in sims)
+
+
+def test_reconnect_backoff_doubles_against_a_peer_that_drops_every_connection() -> None:
+    """A 'PLC' that accepts and closes at once must not cause a tight reconnect loop."""
+    accepts: list[float] = []
+    stop = threading.Event()
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.05)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            accepts.append(time.monotonic())
+            conn.close()
+
+    thread = threading.Thread(target=serve, name="dropping-peer")
+    thread.start()
+    cfg = client_cfg(srv.getsockname()[1], backoff_s=0.02, backoff_max_s=0.16)
+    running = RunningLink(cfg, budget_ms=50).start()  # 50 ms request timeout
+    try:
+        wait_for(lambda: len(accepts) >= 7, what="seven connection attempts")
+    finally:
+        running.stop()
+        stop.set()
+        thread.join(5.0)
+        srv.close()
+    # Each gap is the read timeout (pymodbus does not see the drop) plus the backoff.
+    gaps = [b - a for a, b in itertools.pairwise(accepts)]
+    assert all(g >= 0.015 for g in gaps)  # never a tight loop
+    assert max(gaps[3:]) >= gaps[0] + 0.1  # 0.02 s doubled up to the 0.16 s cap
+    assert max(gaps) < 0.16 + 0.05 + 0.15  # capped
+    assert not running.link.handshake.synced
