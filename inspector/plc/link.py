@@ -134,8 +134,8 @@ class PlcLink:
             if loop is None:
                 raise RuntimeError("link not running")
             loop.call_soon_threadsafe(self._on_result, result)
-        except RuntimeError:  # loop not started or already closed: the PLC rejects it
-            self._errors.error("result_dropped", trigger_seq=result.trigger.trigger_seq)
+        except RuntimeError:  # loop not started or already stopped: the PLC rejects it
+            self._errors.error("result_link_stopped", trigger_seq=result.trigger.trigger_seq)
 
     def set_state(self, state: int, error_code: int = 0) -> None:
         """STATE and ERROR_CODE as the application sees them (link faults take priority)."""

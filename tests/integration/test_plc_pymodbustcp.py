@@ -12,18 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 
-import pytest
+from pyModbusTCP.client import ModbusClient  # dev dependency: pyModbusTCP
+from pyModbusTCP.server import ModbusServer
 
 from inspector.config import PlcConfig
 from inspector.plc.plc_program import PlcModel
 from inspector.plc.protocol import BLOCK_B_LEN, RESULT_FIRST, RESULT_LEN
 from tests.integration.plc_support import RunningLink, expected_ok
-
-pymodbustcp = pytest.importorskip(
-    "pyModbusTCP", reason="dev dependency pyModbusTCP (pyproject [dev]) is not installed"
-)
-from pyModbusTCP.client import ModbusClient  # noqa: E402
-from pyModbusTCP.server import ModbusServer  # noqa: E402
 
 PARTS = 400
 PERIOD_S = 1 / 100
