@@ -236,10 +236,16 @@ class GpuStage:
             cu.stream_sync(self.stream)
         for pre in self._pre.values():
             pre.close()
+        with contextlib.suppress(BackendError):
+            cu.stream_sync(self._d2h_stream)
+        # The streams stay alive on purpose: torch's pinned-memory allocator records an
+        # event on every stream a host buffer was copied on when that buffer is freed
+        # (possibly later than this), and the backend's graph is bound to self.stream.
+        # Two streams per GpuStage, made once per model, are not worth that risk.
+        self._in_flight.clear()
+        self._host_out = [None] * self.frames_in_flight
         if self._filter is not None:
             with contextlib.suppress(BackendError):
-                cu.stream_sync(self._d2h_stream)
-                cu.stream_destroy(self._d2h_stream)
                 self._filter.close()
             self._filter = None
         self._pre.clear()
