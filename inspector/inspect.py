@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from inspector.backends.base import Backend
 from inspector.config import ModelConfig, RecipeConfig
 from inspector.decide import decide
@@ -38,6 +41,7 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         self.stage = self.run_cpu
+        self._input: npt.NDArray[np.float32] | None = None  # reused: one worker per model
 
     def run_cpu(self, frame: Frame) -> tuple[list[Finding], dict[str, int]]:
         """The host path: CPU preprocessing, backend.infer on a host tensor, postprocess."""
@@ -47,7 +51,9 @@ class LoadedModel:
             frame.pixel_format,
             self.post.input_hw,
             self.cfg.preprocess,
+            self._input,
         )
+        self._input = tensor
         t1 = time.monotonic_ns()
         outputs = self.backend.infer(tensor)
         t2 = time.monotonic_ns()

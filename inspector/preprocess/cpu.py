@@ -55,8 +55,13 @@ def preprocess(
     pixel_format: str,
     input_hw: tuple[int, int],
     cfg: PreprocessConfig,
+    out: npt.NDArray[np.float32] | None = None,
 ) -> tuple[npt.NDArray[np.float32], Geometry]:
-    """Turn one frame into a ``[1, 3, H, W]`` float32 tensor and its geometry."""
+    """Turn one frame into a ``[1, 3, H, W]`` float32 tensor and its geometry.
+
+    ``out``, when given, is reused (a fresh 5 MB tensor per part costs page faults); the
+    caller must be done with the previous contents.
+    """
     check_frame(image, pixel_format)
     img = to_color(image, pixel_format)
     src_order = "RGB" if pixel_format == "RGB8" else "BGR"
@@ -72,11 +77,21 @@ def preprocess(
         mean, std = mean[::-1], std[::-1]
     scale = (1.0 / (255.0 * std)).astype(np.float32)
     offset = (-mean / std).astype(np.float32)
-    out = np.empty((1, 3, dst_h, dst_w), np.float32)
+    if out is None or out.shape != (1, 3, dst_h, dst_w):
+        out = np.empty((1, 3, dst_h, dst_w), np.float32)
     px, py = int(geo.pad_x), int(geo.pad_y)
     _fill_padding(out[0], cfg.pad_value * scale + offset, px, py, new_w, new_h)
     region = out[0, :, py : py + new_h, px : px + new_w]
     flip = src_order != cfg.channel_order
+    uniform = bool(np.all(scale == scale[0]) and np.all(offset == offset[0]))
+    if resized.ndim == 2 and uniform:
+        # Mono with the same normalisation on every channel: compute one plane, copy it.
+        np.multiply(resized, scale[0], out=region[0], casting="unsafe")
+        if offset[0] != 0.0:
+            region[0] += offset[0]
+        region[1] = region[0]
+        region[2] = region[0]
+        return out, geo
     for c in range(3):
         src = resized if resized.ndim == 2 else resized[:, :, 2 - c if flip else c]
         # One pass from uint8 straight into the float32 output (no temporaries).
