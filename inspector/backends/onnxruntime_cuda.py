@@ -47,7 +47,11 @@ class OnnxRuntimeCudaBackend(Backend):
         cu.make_current(self._device)
         provider = (
             "CUDAExecutionProvider",
-            {"device_id": self._device, "user_compute_stream": str(self._stream)},
+            {
+                "device_id": self._device,
+                "has_user_compute_stream": "1",
+                "user_compute_stream": str(self._stream),
+            },
         )
         try:
             self._session = ort.InferenceSession(str(self.model.path), providers=[provider])

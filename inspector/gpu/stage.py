@@ -115,6 +115,7 @@ class GpuStage:
         self._in_flight: list[Ticket] = []
         self._ring = 0
         self.saturated = 0  # parts with more candidates above the floor than the cap
+        self.consecutive_failures = 0  # parts in a row that failed on the device
 
     def _preprocessor(self, frame: Frame, shape: tuple[int, ...]) -> CudaPreprocessor:
         if frame.image.dtype != np.uint8:
@@ -227,8 +228,15 @@ class GpuStage:
         return outputs, ticket.geometry, stage_ns
 
     def __call__(self, frame: Frame) -> tuple[list[FloatArray], Geometry, dict[str, int]]:
-        """One frame through the device, waited for."""
-        return self.collect(self.submit(frame))
+        """One frame through the device, waited for. Counts consecutive BackendErrors
+        (``consecutive_failures``; the daemon faults past its threshold)."""
+        try:
+            result = self.collect(self.submit(frame))
+        except BackendError:
+            self.consecutive_failures += 1
+            raise
+        self.consecutive_failures = 0
+        return result
 
     def close(self) -> None:
         """Wait for the stream and free the preprocessors, events and stream."""
