@@ -40,6 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--first-part-id", type=int, default=1, help="PART_ID of the first part.")
     p.add_argument("--recipe", type=int, default=1, help="RECIPE_ID to select.")
     p.add_argument(
+        "--no-wait-ready",
+        action="store_true",
+        help="Trigger parts even while the vision's STATE is not ready/busy.",
+    )
+    p.add_argument(
         "--json", action="store_true", help="Print the summary and every verdict as JSON."
     )
 
@@ -69,6 +74,7 @@ def run_plc_sim(args: argparse.Namespace) -> int:
         deadline_ms=args.deadline_ms,
         first_part_id=args.first_part_id,
         recipe_id=args.recipe,
+        wait_ready=not args.no_wait_ready,
     )
     stop = threading.Event()
 

@@ -32,6 +32,7 @@ from inspector.plc.protocol import (
     BLOCK_A_LEN,
     BLOCK_B_LEN,
     RESULT_FIRST,
+    State,
 )
 
 DaemonRole = Literal["client", "server"]
@@ -42,9 +43,11 @@ class PlcSimulator:
     """Runs a ``PlcModel`` on 127.0.0.1 at line rate, in a thread (``start``/``stop``)
     or in the caller's thread (``run``). ``daemon_role`` is the role of the daemon.
 
-    ``parts`` None triggers forever; otherwise ``done`` is set once every part was
-    triggered and answered or expired. ``call(fn)`` runs ``fn(model)`` in the
-    simulator's loop (tests use it to jump, pause acks, switch recipes, send commands).
+    Parts are triggered only while the vision's STATE is ready or busy (``wait_ready``),
+    as a line does not run without its vision. ``parts`` None triggers forever;
+    otherwise ``done`` is set once every part was triggered and answered or expired.
+    ``call(fn)`` runs ``fn(model)`` in the simulator's loop (tests use it to jump, pause
+    acks, switch recipes, send commands).
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class PlcSimulator:
         recipe_id: int = 1,
         scan_ms: float = 1.0,
         triggering: bool = True,
+        wait_ready: bool = True,
     ) -> None:
         self.host, self.port, self.daemon_role, self.unit_id = host, port, daemon_role, unit_id
         self.in_base, self.out_base = in_base, out_base
@@ -70,6 +74,7 @@ class PlcSimulator:
         self.parts = parts
         self.scan_s = scan_ms / 1000
         self.triggering = triggering
+        self.wait_ready = wait_ready
         self.model = PlcModel(
             deadline_ms=deadline_ms, first_part_id=first_part_id, recipe_id=recipe_id
         )
@@ -153,7 +158,10 @@ class PlcSimulator:
             m.beat()
             self._next_beat_ns = now + HEARTBEAT_NS
         m.apply_recipe()
-        if self.triggering and (self.parts is None or m.counts.triggered < self.parts):
+        # Like a real line, run parts only while the vision reports ready or busy.
+        vision_ok = not self.wait_ready or m.status[1] in (State.READY, State.BUSY)
+        more = self.parts is None or m.counts.triggered < self.parts
+        if self.triggering and more and vision_ok:
             if self._next_trigger_ns == 0:
                 self._next_trigger_ns = now
             if now >= self._next_trigger_ns:

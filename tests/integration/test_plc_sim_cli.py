@@ -8,7 +8,7 @@ import sys
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from inspector.plc.protocol import RESULT_FIRST, ResultBlock
+from inspector.plc.protocol import RESULT_FIRST, ResultBlock, State
 from inspector.types import PlcVerdict
 
 
@@ -18,6 +18,8 @@ async def write_rogue_verdict(port: int) -> None:
     assert await client.connect()
     hello = ResultBlock().encode()  # "no result yet", as a daemon shows after connecting
     assert not (await client.write_registers(100 + RESULT_FIRST, hello, device_id=1)).isError()
+    ready = [1, State.READY, 0]  # the PLC runs the line only while the vision is ready
+    assert not (await client.write_registers(100, ready, device_id=1)).isError()
     rogue = ResultBlock(
         result_seq=1, result_trigger_seq=999, result_part_id=4711, verdict=PlcVerdict.OK
     )
