@@ -5,8 +5,10 @@
 Starts the PLC simulator in its own process (``python -m inspector.plc.cli``, a pymodbus
 server on 127.0.0.1, as a PLC is a separate device), then in this process:
 
-1. baseline: a bare ``write_registers`` of the 12-word result block to the same
-   simulator, one at a time, ``--parts`` times (pymodbus AsyncModbusTcpClient);
+1. baseline: a bare ``write_registers`` of 12 words to the same simulator, one at a
+   time (pymodbus AsyncModbusTcpClient): ``--parts`` times while the line is idle, and
+   every 5 ms from a second connection while the simulator runs the line for step 2
+   (the ratios use this one: same PLC load);
 2. the link (daemon role client) fed by a stand-in pipeline thread that answers every
    trigger at once, so what is measured is the link: trigger seen (block A read
    returned a new TRIGGER_SEQ) → verdict written (FC16 of the result block returned),
@@ -55,17 +57,22 @@ def start_sim(parts: int, rate: float) -> tuple[subprocess.Popen[str], int]:
     return proc, int(proc.stdout.readline().split("port=")[1])
 
 
-async def bare_fc16(port: int, n: int) -> list[float]:
+async def bare_fc16(
+    port: int, n: int, *, gap_s: float = 0.0, stop: threading.Event | None = None
+) -> list[float]:
+    """``n`` FC16 round trips of 12 words to an unused area (no effect on the PLC)."""
     from pymodbus.client import AsyncModbusTcpClient
 
     client = AsyncModbusTcpClient("127.0.0.1", port=port, retries=0, reconnect_delay=0)
     await client.connect()
     words = list(range(12))
     out = []
-    for _ in range(n):
+    while len(out) < n and not (stop is not None and stop.is_set()):
         t0 = time.monotonic_ns()
-        await client.write_registers(200, words, device_id=1)  # unused area: no PLC effect
+        await client.write_registers(200, words, device_id=1)
         out.append((time.monotonic_ns() - t0) / 1e6)
+        if gap_s:
+            await asyncio.sleep(gap_s)  # a probe at a low rate beside the link
     client.close()
     return out
 
@@ -121,19 +128,37 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=100.0)
     args = ap.parse_args()
     proc, port = start_sim(args.parts + 50, args.rate)
+    probe: list[float] = []
+    probe_stop = threading.Event()
+
+    def run_probe() -> None:
+        probe.extend(asyncio.run(bare_fc16(port, 10**9, gap_s=0.005, stop=probe_stop)))
+
     try:
-        bare = asyncio.run(bare_fc16(port, args.parts))
-        total, own = run_link(port, args.parts)
+        idle = asyncio.run(bare_fc16(port, args.parts))
+        # The same round trip again while the simulator runs the line for the link, so
+        # both are measured against an equally busy PLC.
+        prober = threading.Thread(target=run_probe)
+        prober.start()
+        try:
+            total, own = run_link(port, args.parts)
+        finally:
+            probe_stop.set()
+            prober.join()
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
+    bare = probe
     base = float(np.percentile(bare, 50))
-    print(f"bare FC16 round trip (12 words)      {pct(bare)}")
+    print(f"bare FC16 (12 words), idle PLC        {pct(idle)}")
+    print(f"bare FC16 (12 words), line running    {pct(bare)}")
     print(f"link: trigger seen -> verdict written {pct(total)}")
     print(f"link only: publish -> verdict written {pct(own)}")
+    r_total = np.percentile(total, 50) / base
+    r_own = np.percentile(own, 50) / base
     print(
-        f"ratio to bare FC16 (p50): trigger->written {np.percentile(total, 50) / base:.2f}x, "
-        f"publish->written {np.percentile(own, 50) / base:.2f}x"
+        f"ratio to bare FC16, line running (p50): trigger->written {r_total:.2f}x, "
+        f"publish->written {r_own:.2f}x"
     )
     print(f"simulator: {out.strip().splitlines()[-1] if out.strip() else '(no summary)'}")
     return 0

@@ -214,7 +214,9 @@ class PlcLink:
                 self._was_up = self._was_up or up
                 metrics.PLC_LINK_UP.set(int(up))
                 log.info("plc_link_up" if up else "plc_link_waiting", role=self.cfg.role)
-            await self._flush()
+            # Write after the wait, not before: a verdict published within the poll
+            # period goes out in the same FC16 as the new TRIGGER_ACK_SEQ, so the ack
+            # (at most one poll period late) never delays a verdict.
             await self.io.wait(self._wake, poll_s)
             await self._flush()
         # An orderly stop: show STATE offline (best effort; the PLC alarms on the
