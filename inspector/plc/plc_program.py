@@ -57,6 +57,7 @@ class PlcModel:
         )
         self.next_part_id = first_part_id
         self.ack_results = True  # False: stop consuming results (the queue fills up)
+        self.beating = True  # False: PLC_HEARTBEAT freezes (a stalled PLC program)
         self.counts = Counts()
         self.fifo: OrderedDict[int, tuple[int, int]] = OrderedDict()  # seq -> (part_id, t_ns)
         self.expired: OrderedDict[int, int] = OrderedDict()  # seq -> part_id, for "late"
@@ -72,7 +73,8 @@ class PlcModel:
         self.inputs = dataclasses.replace(self.inputs, **kw)
 
     def beat(self) -> None:
-        self._set(plc_heartbeat=(self.inputs.plc_heartbeat + 1) & 0xFFFF)
+        if self.beating:
+            self._set(plc_heartbeat=(self.inputs.plc_heartbeat + 1) & 0xFFFF)
 
     def trigger(self, now_ns: int, n: int = 1) -> None:
         """Raise TRIGGER_SEQ by ``n`` in one scan (n > 1: the vision misses n-1 parts)."""

@@ -351,3 +351,25 @@ def test_reconnect_backoff_doubles_against_a_peer_that_drops_every_connection() 
     assert max(gaps[3:]) >= gaps[0] + 0.1  # 0.02 s doubled up to the 0.16 s cap
     assert max(gaps) < 0.16 + 0.05 + 0.15  # capped
     assert not running.link.handshake.synced
+
+
+def test_silent_plc_heartbeat_stops_processing_until_it_beats_again() -> None:
+    sim = PlcSimulator(rate_hz=50, deadline_ms=1000).start()
+    running = RunningLink(client_cfg(sim.bound_port or 0, heartbeat_timeout_s=0.2)).start()
+    try:
+        wait_for(lambda: results(sim) >= 10, what="parts while beating")
+        sim.call(lambda m: setattr(m, "beating", False))
+        wait_for(lambda: not running.link.handshake.synced, what="link notices the silence")
+        seen = len(running.pipeline.triggers)
+        raised = sim.counts().triggered
+        wait_for(lambda: sim.counts().triggered >= raised + 10, what="PLC raising parts")
+        assert len(running.pipeline.triggers) == seen  # none processed while silent
+        sim.call(lambda m: setattr(m, "beating", True))
+        wait_for(lambda: running.link.handshake.synced, what="resync")
+        done = results(sim)
+        wait_for(lambda: results(sim) >= done + 10, what="parts after the resync")
+        counts = sim.counts()
+    finally:
+        running.stop()
+        sim.stop()
+    assert counts.mismatched == 0 and counts.missed >= 10
