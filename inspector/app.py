@@ -12,10 +12,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector import __version__, metrics, systemd
 from inspector.archive import Archive
@@ -23,7 +22,7 @@ from inspector.backends import create_backend
 from inspector.camera import open_camera
 from inspector.camera.base import Camera
 from inspector.config import Config, RecipeConfig, config_hash
-from inspector.errors import InspectorError
+from inspector.errors import InspectorError, PlcError
 from inspector.inspect import LoadedModel, LoadedRecipe
 from inspector.ledger import Entry, ResultSink
 from inspector.logging import get_logger
@@ -32,6 +31,9 @@ from inspector.pipeline import Pipeline
 from inspector.sinks import LogSink, MetricsSink
 from inspector.trigger import InternalTrigger, TriggerSource
 from inspector.types import Frame
+
+if TYPE_CHECKING:
+    from inspector.plc.link import PlcLink
 
 log = get_logger(__name__)
 
@@ -54,8 +56,10 @@ def models_hash(cfg: Config) -> str:
 
 
 def config_crc16(cfg: Config) -> int:
-    """16-bit fingerprint of model set + config, for the PLC's CONFIG_CRC register."""
-    return zlib.crc32(f"{models_hash(cfg)}:{config_hash(cfg)}".encode()) & 0xFFFF
+    """CRC-16/MODBUS of the model-set and config fingerprints: the CONFIG_CRC register."""
+    from inspector.plc.protocol import crc16_bytes
+
+    return crc16_bytes(f"{models_hash(cfg)}:{config_hash(cfg)}".encode())
 
 
 def load_recipe(recipe: RecipeConfig, warmup_runs: int = 3) -> LoadedRecipe:
@@ -84,8 +88,10 @@ class App:
         self.cfg = cfg
         self.stop_event = threading.Event()
         self.camera = camera or open_camera(cfg.camera)
-        self.trigger = trigger or self._internal_trigger()
+        self.trigger: TriggerSource | None = trigger
         self.extra_sinks = list(extra_sinks)
+        self.plc: PlcLink | None = None  # when cfg.plc.enabled
+        self.plc_sim: Any = None  # the embedded PLC simulator (plc.simulator: true)
         self.serve_metrics = cfg.metrics.enabled if serve_metrics is None else serve_metrics
         self.metrics_server: metrics.MetricsServer | None = None
         self.recipes: dict[int, LoadedRecipe] = {}
@@ -93,6 +99,7 @@ class App:
         self.archive = Archive(cfg.archive) if cfg.archive.enabled else None
         self._trigger_thread: threading.Thread | None = None
         self._started: list[str] = []
+        self._fault_code = 0
 
     def _internal_trigger(self) -> InternalTrigger:
         t = self.cfg.trigger
@@ -138,7 +145,18 @@ class App:
             )
         self.camera.open()
         self._started.append("camera")
+        if cfg.plc.enabled:
+            self._start_plc()
+        trigger = self.trigger
+        if trigger is None:
+            plc_triggers = cfg.trigger.source in ("plc", "camera")
+            trigger = self.plc if plc_triggers and self.plc else self._internal_trigger()
+            self.trigger = trigger
         sinks: list[ResultSink] = [MetricsSink(), *self.extra_sinks]
+        if self.plc is not None and cfg.trigger.source in ("plc", "camera"):
+            # The link answers only parts it triggered; as a sink for an internal
+            # trigger it would drop every result as foreign.
+            sinks.insert(0, self.plc)
         if cfg.logging.per_part:
             sinks.append(LogSink())
         if self.archive is not None:
@@ -153,14 +171,16 @@ class App:
         self.pipeline.start()
         self._started.append("pipeline")
         self._trigger_thread = threading.Thread(
-            target=self.trigger.run,
+            target=trigger.run,
             args=(self.pipeline.submit, self.stop_event),
             name="inspector-trigger",
             daemon=True,
         )
         self._trigger_thread.start()
         self._started.append("trigger")
-        metrics.STATE.set(1)
+        if self.plc is not None and self.plc_sim is None and self.cfg.plc.simulator:
+            self._start_server_role_simulator()
+        self._set_state(1)
         systemd.ready(f"inspecting on {cfg.line.name}")
         log.info(
             "ready",
@@ -169,6 +189,49 @@ class App:
             trigger=cfg.trigger.source,
             budget_ms=cfg.line.cycle_budget_ms,
         )
+
+    def _start_plc(self) -> None:
+        """Build the PLC link; in client role start the embedded simulator first."""
+        from inspector.plc.link import PlcLink
+        from inspector.plc.sim import start_embedded
+
+        plc_cfg = self.cfg.plc
+        if plc_cfg.simulator and plc_cfg.role == "client":
+            self.plc_sim, plc_cfg = start_embedded(plc_cfg)
+            self._started.append("plc_sim")
+        self.plc = PlcLink(
+            plc_cfg,
+            cycle_budget_ms=self.cfg.line.cycle_budget_ms,
+            default_recipe=self.cfg.default_recipe,
+            config_crc=config_crc16(self.cfg),
+            on_recipe=lambda rid: rid in self.recipes,
+            progress=lambda: self.pipeline.progress if self.pipeline else 0,
+        )
+
+    def _start_server_role_simulator(self) -> None:
+        """Server role: the simulator polls the daemon, so it starts once the link serves."""
+        from inspector.plc.sim import start_embedded
+
+        assert self.plc is not None
+        if not self.plc.serving.wait(5):
+            raise PlcError("PLC server role did not start listening within 5 s")
+        self.plc_sim, _ = start_embedded(self.cfg.plc.model_copy(update={"port": self.plc.port}))
+        self._started.append("plc_sim")
+
+    def _set_state(self, state: int, error_code: int = 0) -> None:
+        """STATE for metrics and, when linked, the PLC (0 boot … 4 offline)."""
+        metrics.STATE.set(state)
+        if self.plc is not None:
+            self.plc.set_state(state, error_code)
+
+    def _supervise(self) -> None:
+        """Report camera health to the PLC: a lost camera is a fault (ERROR_CODE 1xx)."""
+        cam_state = getattr(self.camera, "state", None)
+        code = int(getattr(cam_state, "error_code", 0) or 0)
+        if code != self._fault_code:
+            self._fault_code = code
+            self._set_state(3 if code else 1, code)
+            log.warning("state_changed", error_code=code) if code else log.info("state_ready")
 
     def _archive_frame(self, frame: Frame, entry: Entry) -> None:
         if self.archive is not None and entry.verdict is not None:
@@ -185,6 +248,7 @@ class App:
             if end is not None and time.monotonic() >= end:
                 return False
             systemd.watchdog()
+            self._supervise()
             self.stop_event.wait(min(interval, 0.2))
         return True
 
@@ -198,6 +262,10 @@ class App:
             self._trigger_thread = None
         if self.pipeline is not None and "pipeline" in self._started:
             self.pipeline.stop()
+        if self.plc_sim is not None:
+            log.info("plc_simulator_summary", counts=self.plc_sim.counts().summary())
+            self._close_quietly("plc_sim", self.plc_sim.stop)
+            self.plc_sim = None
         if self.archive is not None:
             self.archive.close()
         if "camera" in self._started:
