@@ -100,7 +100,8 @@ def main() -> int:
         f"  python {platform.python_version()}"
     )
     print(
-        f"# model {model.cfg.path.name}  input {model.post.input_hw}  frame {sim.width}x{sim.height}"
+        f"# model {model.cfg.path.name}  input {model.post.input_hw}"
+        f"  frame {sim.width}x{sim.height}"
         f" {sim.pixel_format}  threads {model.cfg.threads}  parts {args.parts}"
     )
     base50, base99 = pct(times["model"], 50), pct(times["model"], 99)

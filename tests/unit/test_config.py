@@ -123,7 +123,7 @@ def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
 
 
 def test_plc_and_camera_triggers_need_their_links() -> None:
-    with pytest.raises(ConfigError, match="plc.enabled"):
+    with pytest.raises(ConfigError, match=r"plc\.enabled"):
         parse_config(MINIMAL + "trigger: {source: plc}\n")
     with pytest.raises(ConfigError, match="trigger_mode 'hardware'"):
         parse_config(MINIMAL + "trigger: {source: camera}\nplc: {enabled: true}\n")
