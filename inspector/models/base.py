@@ -8,6 +8,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from inspector.backends.base import ModelInfo
+from inspector.config import ModelConfig
+from inspector.errors import ModelError
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding
 
@@ -54,3 +57,18 @@ def parse_imgsz(raw: str | None) -> tuple[int, int] | None:
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return int(value[0]), int(value[1])
     return None
+
+
+def input_hw_of(model: ModelConfig, info: ModelInfo) -> tuple[int, int]:
+    """Model input (H, W): config, else the model's static input, else ``imgsz`` metadata."""
+    hw = model.input_size or info.input_hw or parse_imgsz(info.metadata.get("imgsz"))
+    if hw is None:
+        raise ModelError(f"{model.name}: input size unknown; set model.input_size")
+    return int(hw[0]), int(hw[1])
+
+
+def names_of(model: ModelConfig, info: ModelInfo) -> tuple[str, ...] | None:
+    """Class names from config, else Ultralytics-style ``names`` metadata, else None."""
+    if model.class_names:
+        return tuple(model.class_names)
+    return parse_names(info.metadata.get("names"))

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
-from inspector.models.base import parse_imgsz, parse_names
+from inspector.models.base import input_hw_of, names_of
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding
 
@@ -149,12 +149,8 @@ class DetectionPostprocessor:
 
 def build(model: ModelConfig, info: ModelInfo) -> DetectionPostprocessor:
     """Bind a detection postprocessor to a loaded model, reading its metadata."""
-    names = (
-        tuple(model.class_names) if model.class_names else parse_names(info.metadata.get("names"))
-    )
-    input_hw = model.input_size or info.input_hw or parse_imgsz(info.metadata.get("imgsz"))
-    if input_hw is None:
-        raise ModelError(f"{model.name}: input size unknown; set model.input_size")
+    names = names_of(model, info)
+    input_hw = input_hw_of(model, info)
     if names is None:
         out_shape = info.outputs[0].shape
         if len(out_shape) != 3 or not all(isinstance(d, int) for d in out_shape[1:]):
@@ -164,7 +160,7 @@ def build(model: ModelConfig, info: ModelInfo) -> DetectionPostprocessor:
         names = tuple(f"class{i}" for i in range(nc))
     return DetectionPostprocessor(
         name=model.name,
-        input_hw=(int(input_hw[0]), int(input_hw[1])),
+        input_hw=input_hw,
         class_names=names,
         layout=model.layout,
         conf_floor=model.conf_floor,

@@ -12,29 +12,15 @@ import numpy as np
 import numpy.typing as npt
 
 from inspector.backends.base import ModelInfo
-from inspector.config import ModelConfig
 from inspector.errors import ModelError
-from inspector.models.base import parse_imgsz, parse_names
+from inspector.models.base import input_hw_of, names_of
 
 FloatArray = npt.NDArray[np.float32]
 
+__all__ = ["input_hw_of", "names_of"]  # shared with detection; defined in models/base
+
 # Probabilities may carry float rounding from the exporter's softmax/sigmoid.
 _PROB_TOLERANCE = 1e-3
-
-
-def input_hw_of(model: ModelConfig, info: ModelInfo) -> tuple[int, int]:
-    """Model input (H, W): config, else the model's static input, else ``imgsz`` metadata."""
-    hw = model.input_size or info.input_hw or parse_imgsz(info.metadata.get("imgsz"))
-    if hw is None:
-        raise ModelError(f"{model.name}: input size unknown; set model.input_size")
-    return int(hw[0]), int(hw[1])
-
-
-def names_of(model: ModelConfig, info: ModelInfo) -> tuple[str, ...] | None:
-    """Class names from config, else Ultralytics-style ``names`` metadata, else None."""
-    if model.class_names:
-        return tuple(model.class_names)
-    return parse_names(info.metadata.get("names"))
 
 
 def static_dim(info: ModelInfo, output: int, axis: int) -> int | None:
