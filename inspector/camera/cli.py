@@ -102,7 +102,7 @@ def _parse_feature(text: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------ commands
 def cmd_list(args: argparse.Namespace) -> int:
-    from inspector.camera.genicam import DEVICE_FIELDS, list_devices
+    from inspector.camera.genicam_nodes import DEVICE_FIELDS, list_devices
 
     devices = list_devices(camera_config(args).cti)
     rows = [("#", *DEVICE_FIELDS)] + [
@@ -118,7 +118,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     """Open the device without acquiring, apply the feature set, dump the tree."""
     from harvesters.core import Harvester
 
-    from inspector.camera.genicam import apply_features, choose_device, resolve_cti
+    from inspector.camera.genicam_nodes import apply_features, choose_device, resolve_cti
 
     cfg = camera_config(args)
     harvester = Harvester()

@@ -18,7 +18,8 @@ import genicam
 import pytest
 
 from inspector import metrics
-from inspector.camera.genicam import CameraState, GenicamCamera, list_devices
+from inspector.camera.genicam import CameraState, GenicamCamera
+from inspector.camera.genicam_nodes import list_devices
 from inspector.config import GenicamCameraConfig
 from inspector.errors import CameraError, ConfigError
 from inspector.preprocess.cpu import check_frame

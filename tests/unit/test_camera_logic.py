@@ -23,6 +23,8 @@ from inspector.camera.convert import (
 from inspector.camera.genicam import (
     CameraState,
     CameraStats,
+)
+from inspector.camera.genicam_nodes import (
     choose_device,
     resolve_cti,
     trigger_features,
