@@ -67,6 +67,7 @@ def main() -> int:
     pipe = Pipeline(camera, {recipe.cfg.id: recipe}, [sink], queue_depth=4)
     pipe.start()
     times: dict[str, list[float]] = {"model": [], "stages": [], "pipeline": []}
+    stage_ms: dict[str, list[float]] = {}
     try:
         for i in range(args.warmup + args.parts):
             trig = Trigger(i + 1, i + 1, time.monotonic_ns(), time.monotonic_ns() + 10**9)
@@ -89,6 +90,8 @@ def main() -> int:
                 times["model"].append((t1 - t0) / 1e6)
                 times["stages"].append((t2 - t1) / 1e6)
                 times["pipeline"].append(sink.last.cycle_ns / 1e6)
+                for stage, ns in sink.last.stage_ns.items():
+                    stage_ms.setdefault(stage, []).append(ns / 1e6)
     finally:
         pipe.stop()
         camera.close()
@@ -112,6 +115,7 @@ def main() -> int:
         if name != "model":
             line += f"{p50 - base50:>13.3f}{(p50 - base50) / base50:>16.1%}"
         print(line)
+    print("pipeline stages p50 ms: " + "  ".join(f"{k} {pct(v, 50):.3f}" for k, v in stage_ms.items()))
     ratio = (pct(times["pipeline"], 50) - base50) / base50
     print(
         f"pipeline overhead at p50: {ratio:.1%} of model time (target <= 15%)"

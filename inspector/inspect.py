@@ -42,6 +42,7 @@ class LoadedModel:
     def __post_init__(self) -> None:
         self.stage = self.run_cpu
         self._input: npt.NDArray[np.float32] | None = None  # reused: one worker per model
+        self._input_key: tuple[tuple[int, ...], str] | None = None  # frame shape of _input
 
     def run_cpu(self, frame: Frame) -> tuple[list[Finding], dict[str, int]]:
         """The host path: CPU preprocessing, backend.infer on a host tensor, postprocess."""
@@ -52,8 +53,9 @@ class LoadedModel:
             self.post.input_hw,
             self.cfg.preprocess,
             self._input,
+            padding_done=self._input_key == (frame.image.shape, frame.pixel_format),
         )
-        self._input = tensor
+        self._input, self._input_key = tensor, (frame.image.shape, frame.pixel_format)
         t1 = time.monotonic_ns()
         outputs = self.backend.infer(tensor)
         t2 = time.monotonic_ns()

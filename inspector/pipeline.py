@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 from inspector import metrics
 from inspector.camera.base import Camera
@@ -33,6 +34,38 @@ from inspector.types import Frame, Reason, Trigger, ng
 log = get_logger(__name__)
 
 _POLL_S = 0.05  # queue read timeout: how quickly an idle thread notices a stop
+
+T = TypeVar("T")
+
+
+class BoundedQueue(Generic[T]):
+    """A bounded FIFO for exactly one producer thread and one consumer thread.
+
+    ``queue.SimpleQueue`` is implemented in C and wakes a waiting consumer faster than
+    ``queue.Queue`` (whose Condition lives in Python); with a single producer, checking
+    the size before ``put`` is enough to keep the bound.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self._q: queue.SimpleQueue[T] = queue.SimpleQueue()
+        self.maxsize = maxsize
+
+    def offer(self, item: T) -> bool:
+        """Append unless full; never blocks. False means the item was refused."""
+        if self._q.qsize() >= self.maxsize:
+            return False
+        self._q.put(item)
+        return True
+
+    def get(self, timeout: float) -> T:
+        """Next item; raises ``queue.Empty`` after ``timeout`` seconds."""
+        return self._q.get(timeout=timeout)
+
+    def qsize(self) -> int:
+        return self._q.qsize()
+
+    def empty(self) -> bool:
+        return self._q.empty()
 
 
 class Pipeline:
@@ -50,8 +83,10 @@ class Pipeline:
         self.camera = camera
         self.recipes = recipes
         self.ledger = Ledger(sinks)
-        self._grab_q: queue.Queue[Entry] = queue.Queue(maxsize=queue_depth)
-        self._infer_q: queue.Queue[tuple[Entry, Frame]] = queue.Queue(maxsize=queue_depth)
+        self._grab_q: BoundedQueue[Entry] = BoundedQueue(queue_depth)
+        self._infer_q: BoundedQueue[tuple[Entry, Frame]] = BoundedQueue(queue_depth)
+        self._grab_depth = metrics.QUEUE_DEPTH.labels("grab")
+        self._infer_depth = metrics.QUEUE_DEPTH.labels("infer")
         self._on_frame = on_frame
         self._stop = threading.Event()
         self._acq_done = threading.Event()
@@ -90,12 +125,10 @@ class Pipeline:
         if self._stop.is_set():
             self.ledger.close(entry, ng(Reason.OFFLINE, "daemon stopping"))
             return
-        try:
-            self._grab_q.put_nowait(entry)
-        except queue.Full:
+        if not self._grab_q.offer(entry):
             metrics.OVERRUNS.inc()
             self.ledger.close(entry, ng(Reason.OVERRUN, "grab queue full"))
-        metrics.QUEUE_DEPTH.labels("grab").set(self._grab_q.qsize())
+        self._grab_depth.set(self._grab_q.qsize())
 
     def _acquire(self) -> None:
         while not (self._stop.is_set() and self._grab_q.empty()):
@@ -116,12 +149,10 @@ class Pipeline:
                 self.ledger.close(entry, ng(Reason.ERROR, f"grab failed: {exc!r}"))
                 continue
             metrics.STAGE_SECONDS.labels("grab").observe((time.monotonic_ns() - t0) / 1e9)
-            try:
-                self._infer_q.put_nowait((entry, frame))
-            except queue.Full:
+            if not self._infer_q.offer((entry, frame)):
                 metrics.OVERRUNS.inc()
                 self.ledger.close(entry, ng(Reason.OVERRUN, "inference queue full"))
-            metrics.QUEUE_DEPTH.labels("infer").set(self._infer_q.qsize())
+            self._infer_depth.set(self._infer_q.qsize())
         self._acq_done.set()
 
     def _work(self) -> None:

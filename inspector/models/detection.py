@@ -66,7 +66,8 @@ def decode(
     else:
         body = raw[0]  # [N, 5+nc]
         all_scores = body[:, 5:] * body[:, 4:5]
-        keep = np.flatnonzero(all_scores.max(axis=1, initial=0.0) >= conf_floor)
+        best = all_scores.max(axis=1, initial=0.0)
+        keep = np.flatnonzero(best >= conf_floor)
         preds = body[keep]
         cls_scores = all_scores[keep]
     class_ids = cls_scores.argmax(axis=1)
@@ -130,7 +131,7 @@ class DetectionPostprocessor:
         layout = detect_layout(raw.shape, len(self.class_names))
         if self.layout != "auto" and layout != self.layout:
             raise ModelError(f"{self.name}: output {list(raw.shape)} is not {self.layout}")
-        if not np.isfinite(raw).all():
+        if not np.isfinite(raw).all():  # a NaN anywhere means a broken model or engine
             raise ModelError(f"{self.name}: output contains NaN or inf")
         boxes, scores, class_ids = decode(raw, layout, self.conf_floor)
         kept = nms(boxes, scores, class_ids, self.iou_threshold, self.max_detections)

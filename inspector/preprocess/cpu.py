@@ -56,11 +56,14 @@ def preprocess(
     input_hw: tuple[int, int],
     cfg: PreprocessConfig,
     out: npt.NDArray[np.float32] | None = None,
+    *,
+    padding_done: bool = False,
 ) -> tuple[npt.NDArray[np.float32], Geometry]:
     """Turn one frame into a ``[1, 3, H, W]`` float32 tensor and its geometry.
 
     ``out``, when given, is reused (a fresh 5 MB tensor per part costs page faults); the
-    caller must be done with the previous contents.
+    caller must be done with the previous contents. ``padding_done`` says that ``out``
+    already holds this geometry's letterbox border (same frame size as last time).
     """
     check_frame(image, pixel_format)
     img = to_color(image, pixel_format)
@@ -79,8 +82,10 @@ def preprocess(
     offset = (-mean / std).astype(np.float32)
     if out is None or out.shape != (1, 3, dst_h, dst_w):
         out = np.empty((1, 3, dst_h, dst_w), np.float32)
+        padding_done = False
     px, py = int(geo.pad_x), int(geo.pad_y)
-    _fill_padding(out[0], cfg.pad_value * scale + offset, px, py, new_w, new_h)
+    if not padding_done:
+        _fill_padding(out[0], cfg.pad_value * scale + offset, px, py, new_w, new_h)
     region = out[0, :, py : py + new_h, px : px + new_w]
     flip = src_order != cfg.channel_order
     uniform = bool(np.all(scale == scale[0]) and np.all(offset == offset[0]))
