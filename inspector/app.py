@@ -62,14 +62,27 @@ def config_crc16(cfg: Config) -> int:
     return crc16_bytes(f"{models_hash(cfg)}:{config_hash(cfg)}".encode())
 
 
-def load_recipe(recipe: RecipeConfig, warmup_runs: int = 3) -> LoadedRecipe:
-    """Load and warm every model of a recipe; raises BackendError/ModelError."""
+def load_recipe(
+    recipe: RecipeConfig, warmup_runs: int = 3, frames_in_flight: int = 1
+) -> LoadedRecipe:
+    """Load and warm every model of a recipe; raises BackendError/ModelError/ConfigError.
+
+    A model with ``preprocess.device: cuda`` gets the GPU stage (pinned ring, fused
+    NVRTC kernel, model on the same CUDA stream) in place of the CPU path; CUDA is
+    imported only then.
+    """
     models = []
     for m in recipe.models:
         backend = create_backend(m)
         post = build_postprocessor(m, backend.info)
         backend.warmup(warmup_runs)
-        models.append(LoadedModel(m, backend, post))
+        loaded = LoadedModel(m, backend, post)
+        if m.preprocess.device == "cuda":
+            from inspector.gpu.stage import use_gpu_stage
+
+            gpu = use_gpu_stage(loaded, frames_in_flight=frames_in_flight)
+            loaded.on_close.append(gpu.close)
+        models.append(loaded)
     return LoadedRecipe(recipe, models)
 
 
@@ -136,7 +149,9 @@ class App:
             self._started.append("metrics")
             log.info("metrics_serving", host=cfg.metrics.host, port=self.metrics_server.port)
         for recipe in cfg.recipes:
-            self.recipes[recipe.id] = load_recipe(recipe)
+            self.recipes[recipe.id] = load_recipe(
+                recipe, frames_in_flight=cfg.pipeline.frames_in_flight
+            )
             log.info(
                 "recipe_loaded",
                 recipe_id=recipe.id,

@@ -38,6 +38,8 @@ class LoadedModel:
     backend: Backend
     post: Postprocessor
     stage: ModelStage = field(init=False)
+    #: Closed before the backend (e.g. the GPU stage that replaced ``stage``).
+    on_close: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.stage = self.run_cpu
@@ -73,6 +75,8 @@ class LoadedRecipe:
 
     def close(self) -> None:
         for m in self.models:
+            for hook in m.on_close:
+                hook()
             m.backend.close()
 
 
