@@ -9,10 +9,9 @@ no part rejected for an internal error.
 
 Two cases:
 
-- ``daemon``: the App as shipped. It needs the app's wiring of ``preprocess.device:
-  cuda`` (``inspector.gpu.stage.use_gpu_stage``); until then it fails, on purpose.
-- ``patched_in_test``: the same App with the GPU stage wired by this test exactly as
-  docs/gpu.md proposes (``app.load_recipe`` → ``use_gpu_stage``).
+- ``daemon``: the App as shipped (``app.load_recipe`` wires ``use_gpu_stage``).
+- ``patched_in_test``: the GPU stage wired by this test exactly as docs/gpu.md
+  proposes, for an app without that wiring; a no-op where the app already did it.
 """
 
 from __future__ import annotations
@@ -76,8 +75,8 @@ def _wire_gpu_stage(monkeypatch: pytest.MonkeyPatch, stages: list[Any]) -> None:
 
     load = app_module.load_recipe
 
-    def load_recipe(recipe: Any, warmup_runs: int = 3) -> Any:
-        loaded = load(recipe, warmup_runs)
+    def load_recipe(recipe: Any, *args: Any, **kwargs: Any) -> Any:
+        loaded = load(recipe, *args, **kwargs)
         for m in loaded.models:
             if m.cfg.preprocess.device == "cuda" and m.stage == m.run_cpu:
                 stages.append(use_gpu_stage(m))
