@@ -156,3 +156,25 @@ def test_candidate_filter_keeps_exactly_the_columns_above_the_floor(half: bool) 
     finally:
         flt.close()
         cu.stream_destroy(stream)
+
+
+def test_use_gpu_stage_runs_inspect_part(tiny_detector: Path) -> None:
+    """The wiring helper: a LoadedModel switched to the device stage gives a verdict
+    through inspect.inspect_part (no error), with the device stage times."""
+    from inspector.config import RecipeConfig
+    from inspector.gpu.stage import use_gpu_stage
+    from inspector.inspect import LoadedModel, LoadedRecipe, inspect_part
+    from inspector.models import build_postprocessor
+
+    cfg = _model_cfg(tiny_detector)
+    backend = _backend(tiny_detector)
+    model = LoadedModel(cfg, backend, build_postprocessor(cfg, backend.info))
+    recipe = LoadedRecipe(RecipeConfig(id=1, name="t", models=[cfg]), [model])
+    stage = use_gpu_stage(model)
+    try:
+        image = np.random.default_rng().integers(0, 256, (240, 320), dtype=np.uint8)
+        verdict, stage_ns = inspect_part(Frame(image, "Mono8", 1, 0), recipe)
+        assert verdict.reason.value != "error", verdict.detail
+        assert {"h2d", "preprocess", "infer", "d2h", "postprocess", "decide"} <= set(stage_ns)
+    finally:
+        stage.close()
