@@ -13,6 +13,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,12 +79,21 @@ def load_recipe(
         backend.warmup(warmup_runs)
         loaded = LoadedModel(m, backend, post)
         if m.preprocess.device == "cuda":
+            from inspector.gpu.driver import failure_count
             from inspector.gpu.stage import use_gpu_stage
 
             gpu = use_gpu_stage(loaded, frames_in_flight=frames_in_flight)
             loaded.on_close.append(gpu.close)
+            loaded.health.append(partial(getattr, gpu, "consecutive_failures"))
+            metrics.GPU_CUDA_FAILURES.set_function(failure_count)
         models.append(loaded)
     return LoadedRecipe(recipe, models)
+
+
+#: A GPU stage failing on this many parts in a row puts the daemon in fault state.
+GPU_FAULT_AFTER = 3
+#: ERROR_CODE for inference faults (2xx, docs/plc.md).
+ERROR_GPU = 201
 
 
 class App:
@@ -240,9 +250,17 @@ class App:
             self.plc.set_state(state, error_code)
 
     def _supervise(self) -> None:
-        """Report camera health to the PLC: a lost camera is a fault (ERROR_CODE 1xx)."""
+        """Report health to the PLC: a lost camera is a fault (ERROR_CODE 1xx), and so is
+        a GPU stage that failed on GPU_FAULT_AFTER parts in a row (ERROR_CODE 201)."""
         cam_state = getattr(self.camera, "state", None)
         code = int(getattr(cam_state, "error_code", 0) or 0)
+        gpu_failures = max(
+            (probe() for r in self.recipes.values() for m in r.models for probe in m.health),
+            default=0,
+        )
+        metrics.GPU_CONSECUTIVE_FAILURES.set(gpu_failures)
+        if code == 0 and gpu_failures >= GPU_FAULT_AFTER:
+            code = ERROR_GPU
         if code != self._fault_code:
             self._fault_code = code
             self._set_state(3 if code else 1, code)

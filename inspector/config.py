@@ -201,7 +201,7 @@ class PreprocessConfig(_Model):
 
 
 class EngineConfig(_Model):
-    """TensorRT engine selection and build policy (backend 'tensorrt' only)."""
+    """Engine policy: TensorRT plans and build, and CUDA-graph use (tensorrt and torch)."""
 
     dir: Path = Field(Path("engines"), description="Where plans and manifests live.")
     precision: Literal["fp32", "fp16", "int8"] = Field("fp16", description="Engine precision.")
@@ -209,7 +209,9 @@ class EngineConfig(_Model):
         False, description="Build a missing or stale engine at start instead of failing."
     )
     warmup_runs: int = Field(10, ge=0, description="Runs before the daemon reports ready.")
-    cuda_graph: bool = Field(True, description="Capture a CUDA graph after warm-up.")
+    cuda_graph: bool = Field(
+        True, description="Capture a CUDA graph after warm-up (tensorrt and torch backends)."
+    )
     dla_core: int | None = Field(None, ge=0, description="DLA core (Jetson), GPU fallback.")
     workspace_mib: int = Field(
         1024, ge=16, le=65536, description="Builder workspace pool limit for a start-time build."

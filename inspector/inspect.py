@@ -40,6 +40,8 @@ class LoadedModel:
     stage: ModelStage = field(init=False)
     #: Closed before the backend (e.g. the GPU stage that replaced ``stage``).
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    #: Probes returning consecutive device failures; the app faults past a threshold.
+    health: list[Callable[[], int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.stage = self.run_cpu

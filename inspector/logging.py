@@ -32,6 +32,9 @@ def configure(cfg: LoggingConfig | None = None, *, stream: Any = None) -> None:
         if use_console
         else structlog.processors.JSONRenderer()
     )
+    # pymodbus logs every failed request and frame dumps through stdlib logging; the
+    # PLC link reports those errors itself, rate-limited, so keep pymodbus quiet.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

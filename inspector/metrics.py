@@ -136,8 +136,15 @@ PLC_PENDING_RESULTS = Gauge(
 )
 
 # -------------------------------------------------------------------------- GPU
-GPU_ERRORS = Counter(
-    "inspector_gpu_errors", "CUDA call failures, by CUDA error name.", ["error"], registry=REGISTRY
+GPU_CUDA_FAILURES = Gauge(
+    "inspector_gpu_cuda_failures",
+    "CUDA call failures in this process (sticky errors need a restart).",
+    registry=REGISTRY,
+)
+GPU_CONSECUTIVE_FAILURES = Gauge(
+    "inspector_gpu_consecutive_failures",
+    "Parts in a row that failed on the GPU stage; the daemon faults at 3.",
+    registry=REGISTRY,
 )
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from inspector.errors import FrameError
+
 
 @dataclass(frozen=True, slots=True)
 class Geometry:
@@ -40,6 +42,9 @@ def fit(src_h: int, src_w: int, dst_h: int, dst_w: int, mode: str) -> Geometry:
         return Geometry(src_h, src_w, dst_h, dst_w, dst_w / src_w, dst_h / src_h, 0.0, 0.0)
     scale = min(dst_h / src_h, dst_w / src_w)
     new_w, new_h = round(src_w * scale), round(src_h * scale)
+    if new_w < 1 or new_h < 1:
+        # e.g. a 4000×3 line-scan strip into 640×640: nothing of the frame would remain.
+        raise FrameError(f"a {src_w}×{src_h} frame letterboxed into {dst_w}×{dst_h} is empty")
     pad_x, pad_y = (dst_w - new_w) // 2, (dst_h - new_h) // 2
     # Effective per-axis scale of the rounded size, so mapping back is exact.
     return Geometry(src_h, src_w, dst_h, dst_w, new_w / src_w, new_h / src_h, pad_x, pad_y)

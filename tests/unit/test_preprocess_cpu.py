@@ -72,3 +72,8 @@ def test_matches_reference_resize() -> None:
     ref = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)[..., ::-1] / 255.0
     region = x[0, :, int(geo.pad_y) : int(geo.pad_y) + new_h, :].transpose(1, 2, 0)
     assert np.abs(region - ref).max() < 1e-6
+
+
+def test_degenerate_letterbox_is_a_frame_error() -> None:
+    with pytest.raises(FrameError, match="empty"):
+        preprocess(np.zeros((2, 4000), np.uint8), "Mono8", (640, 640), PreprocessConfig())
