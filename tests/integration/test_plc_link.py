@@ -55,7 +55,12 @@ def run_sim_process(args: list[str]) -> subprocess.Popen[str]:
 
 
 def finish_sim_process(proc: subprocess.Popen[str]) -> dict[str, object]:
-    out, _ = proc.communicate(timeout=120)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # never leave a simulator running after a failed test
+            proc.kill()
+            proc.communicate()
     summary: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     assert proc.returncode == 0, summary
     return summary
