@@ -1,0 +1,84 @@
+"""The daemon end to end on a real GenTL camera: the harvesters path with the Viky
+producer of the genicam wheel, the demo model, and verdicts reaching the embedded PLC
+simulator over Modbus TCP on 127.0.0.1.
+
+Viky has no TriggerMode, so the camera runs free: each PLC trigger takes the next
+frame (``trigger_mode: free_run``); the trigger itself comes from the PLC. Viky's
+frames (a bouncing ball) are no plates, so the verdicts are whatever the demo model
+says; the subject is the path. The budget is a slow line's 100 ms: on this 2-core host
+a free-run grab plus the demo model on a Viky frame takes about 30 ms.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import genicam
+import pytest
+
+from inspector.app import App
+from inspector.config import parse_config
+from inspector.types import PartResult
+from tests.conftest import REPO
+
+VIKY = Path(genicam.__file__).resolve().parent / "viky.cti"
+PARTS = 80
+RATE_HZ = 10
+
+
+class Record:
+    def __init__(self) -> None:
+        self.results: list[PartResult] = []
+        self.lock = threading.Lock()
+
+    def publish(self, result: PartResult) -> None:
+        with self.lock:
+            self.results.append(result)
+
+
+@pytest.mark.camera
+def test_daemon_on_viky_camera_reaches_the_plc_simulator() -> None:
+    model = REPO / "engines" / "demo_detector.onnx"
+    cfg = parse_config(
+        f"""
+line: {{cycle_budget_ms: 100}}
+trigger: {{source: plc}}
+camera:
+  type: genicam
+  genicam:
+    cti: ["{VIKY}"]
+    serial_number: "1"
+    trigger_mode: free_run
+    timeout_ms: 60
+    features:
+      - {{Width: 640}}
+      - {{Height: 512}}
+      - {{PixelFormat: Mono8}}
+      - {{AcquisitionFrameRate: 200.0}}
+recipes: [{{id: 1, name: demo, models: [{{path: "{model}"}}]}}]
+plc: {{enabled: true, role: client, port: 0, simulator: true,
+      simulator_rate_hz: {RATE_HZ}, simulator_deadline_ms: 300}}
+metrics: {{enabled: false}}
+logging: {{per_part: false}}
+"""
+    )
+    record = Record()
+    app = App(cfg, extra_sinks=[record])
+    app.start()
+    try:
+        assert app.plc_sim is not None
+        end = time.monotonic() + PARTS / RATE_HZ * 3 + 20
+        while app.plc_sim.counts().triggered < PARTS and time.monotonic() < end:
+            app.stop_event.wait(0.2)
+        counts = app.plc_sim.counts()
+    finally:
+        app.stop()
+    assert counts.triggered >= PARTS, counts.summary()
+    assert counts.mismatched == 0 and counts.late == 0, counts.summary()
+    assert counts.ok + counts.ng >= 0.95 * counts.triggered, counts.summary()
+    assert counts.verdicts.get(3, 0) <= 0.1 * counts.triggered, counts.summary()  # timeouts
+    inspected = [r for r in record.results if "infer" in r.stage_ns]
+    assert len(inspected) >= 0.8 * PARTS  # real Viky frames went through the model
+    assert all(r.frame_id is not None for r in inspected)
