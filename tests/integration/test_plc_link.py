@@ -27,7 +27,7 @@ from inspector.types import PlcVerdict
 from tests.integration.plc_support import FakePipeline, RunningLink, expected_ok, wait_for
 
 PARTS = 2000
-RATE_HZ = 150
+RATE_HZ = 100
 
 
 def client_cfg(port: int, **kw: object) -> PlcConfig:
