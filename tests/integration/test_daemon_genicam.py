@@ -76,7 +76,8 @@ logging: {{per_part: false}}
     finally:
         app.stop()
     assert counts.triggered >= PARTS, counts.summary()
-    assert counts.mismatched == 0 and counts.late == 0, counts.summary()
+    assert counts.mismatched == 0, counts.summary()
+    assert counts.late <= 0.02 * counts.triggered, counts.summary()  # late: PLC rejects
     assert counts.ok + counts.ng >= 0.75 * counts.triggered, counts.summary()  # see test_daemon_plc
     assert counts.verdicts.get(3, 0) <= 0.25 * counts.triggered, counts.summary()  # timeouts
     inspected = [r for r in record.results if "infer" in r.stage_ns]
