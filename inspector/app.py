@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Sequence
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspector import __version__, metrics, systemd
@@ -23,6 +22,7 @@ from inspector.backends import create_backend
 from inspector.camera import open_camera
 from inspector.camera.base import Camera
 from inspector.config import Config, RecipeConfig, config_hash
+from inspector.engine.manifest import sha256_file
 from inspector.errors import InspectorError, PlcError
 from inspector.inspect import LoadedModel, LoadedRecipe
 from inspector.ledger import Entry, ResultSink
@@ -39,28 +39,20 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def models_hash(cfg: Config) -> str:
     """Fingerprint of every model file of every recipe (build_info, CONFIG_CRC)."""
     h = hashlib.sha256()
     for recipe in cfg.recipes:
         for m in recipe.models:
-            h.update(file_sha256(m.path).encode() if m.path.exists() else b"missing")
+            h.update(sha256_file(m.path).encode() if m.path.exists() else b"missing")
     return h.hexdigest()[:16]
 
 
-def config_crc16(cfg: Config) -> int:
+def config_crc16(model_hash: str, cfg_hash: str) -> int:
     """CRC-16/MODBUS of the model-set and config fingerprints: the CONFIG_CRC register."""
     from inspector.plc.protocol import crc16_bytes
 
-    return crc16_bytes(f"{models_hash(cfg)}:{config_hash(cfg)}".encode())
+    return crc16_bytes(f"{model_hash}:{cfg_hash}".encode())
 
 
 def load_recipe(
@@ -123,6 +115,9 @@ class App:
         self._trigger_thread: threading.Thread | None = None
         self._started: list[str] = []
         self._fault_code = 0
+        # Hashing every model file is I/O: do it once, for build_info and CONFIG_CRC.
+        self.model_hash = models_hash(cfg)
+        self.config_hash = config_hash(cfg)
 
     def _internal_trigger(self) -> InternalTrigger:
         t = self.cfg.trigger
@@ -148,8 +143,8 @@ class App:
         metrics.BUILD_INFO.info(
             {
                 "version": __version__,
-                "model_hash": models_hash(cfg),
-                "config_hash": config_hash(cfg),
+                "model_hash": self.model_hash,
+                "config_hash": self.config_hash,
                 "line": cfg.line.name,
             }
         )
@@ -228,7 +223,7 @@ class App:
             plc_cfg,
             cycle_budget_ms=self.cfg.line.cycle_budget_ms,
             default_recipe=self.cfg.default_recipe,
-            config_crc=config_crc16(self.cfg),
+            config_crc=config_crc16(self.model_hash, self.config_hash),
             on_recipe=lambda rid: rid in self.recipes,
             progress=lambda: self.pipeline.progress if self.pipeline else 0,
         )

@@ -12,7 +12,6 @@ import json
 import queue
 import threading
 import time
-from pathlib import Path
 
 import cv2
 
@@ -88,8 +87,3 @@ class Archive:
         for old in images[: max(0, len(images) - self.cfg.max_files)]:
             old.unlink(missing_ok=True)
             old.with_suffix(".json").unlink(missing_ok=True)
-
-
-def archive_dir_size(path: Path) -> int:
-    """Number of archived images (for tests and status)."""
-    return len(list(path.glob("*.png")))

@@ -32,8 +32,9 @@ import numpy as np
 from inspector.backends.base import ModelInfo, TensorSpec
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
+from inspector.models.base import input_hw_of
 from inspector.models.blobs import find_blobs, valid_cells
-from inspector.models.outputs import FloatArray, input_hw_of, require_finite
+from inspector.models.outputs import FloatArray, require_finite
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding
 

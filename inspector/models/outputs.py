@@ -13,11 +13,8 @@ import numpy.typing as npt
 
 from inspector.backends.base import ModelInfo
 from inspector.errors import ModelError
-from inspector.models.base import input_hw_of, names_of
 
 FloatArray = npt.NDArray[np.float32]
-
-__all__ = ["input_hw_of", "names_of"]  # shared with detection; defined in models/base
 
 # Probabilities may carry float rounding from the exporter's softmax/sigmoid.
 _PROB_TOLERANCE = 1e-3

@@ -23,11 +23,10 @@ import numpy as np
 from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.errors import ConfigError, ModelError
+from inspector.models.base import input_hw_of, names_of
 from inspector.models.blobs import find_blobs
 from inspector.models.outputs import (
     FloatArray,
-    input_hw_of,
-    names_of,
     require_finite,
     static_dim,
     to_probabilities,

@@ -10,6 +10,8 @@ cheaper) → pad → scale/normalise → channel order → CHW.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +52,22 @@ def to_color(image: npt.NDArray[np.uint8], pixel_format: str) -> npt.NDArray[np.
     return image
 
 
+@functools.lru_cache(maxsize=64)
+def affine(cfg: PreprocessConfig) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Per model channel, ``(pixel / 255 - mean) / std == pixel * scale + offset``.
+
+    Cached per (frozen) config, so the constants are computed once, not per part. The
+    arrays are shared: read them, never write them.
+    """
+    mean = np.asarray(cfg.mean, np.float32)  # RGB order in config
+    std = np.asarray(cfg.std, np.float32)
+    if cfg.channel_order == "BGR":
+        mean, std = mean[::-1], std[::-1]
+    scale = (1.0 / (255.0 * std)).astype(np.float32)
+    offset = (-mean / std).astype(np.float32)
+    return scale, offset
+
+
 def preprocess(
     image: npt.NDArray[np.uint8],
     pixel_format: str,
@@ -73,13 +91,7 @@ def preprocess(
     new_w, new_h = round(geo.src_w * geo.scale_x), round(geo.src_h * geo.scale_y)
     resized = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
 
-    # value = (pixel / 255 - mean) / std = pixel * scale + offset, per model channel.
-    mean = np.asarray(cfg.mean, np.float32)  # RGB order in config
-    std = np.asarray(cfg.std, np.float32)
-    if cfg.channel_order == "BGR":
-        mean, std = mean[::-1], std[::-1]
-    scale = (1.0 / (255.0 * std)).astype(np.float32)
-    offset = (-mean / std).astype(np.float32)
+    scale, offset = affine(cfg)
     if out is None or out.shape != (1, 3, dst_h, dst_w):
         out = np.empty((1, 3, dst_h, dst_w), np.float32)
         padding_done = False

@@ -32,6 +32,7 @@ import numpy as np
 
 from inspector.config import PreprocessConfig
 from inspector.errors import ConfigError
+from inspector.preprocess.cpu import affine
 from inspector.preprocess.geometry import Geometry, fit
 
 KERNEL_NAME = "inspector_preprocess"
@@ -292,15 +293,8 @@ def kernel_params(
     dst_h, dst_w = input_hw
     geo = fit(src_h, src_w, dst_h, dst_w, cfg.resize)
     new_w, new_h = round(geo.src_w * geo.scale_x), round(geo.src_h * geo.scale_y)
-    mean = np.asarray(cfg.mean, np.float32)  # RGB order in config, as in cpu.py
-    std = np.asarray(cfg.std, np.float32)
-    if cfg.channel_order == "BGR":
-        mean, std = mean[::-1], std[::-1]
-    scale = (1.0 / (255.0 * std)).astype(np.float32)
-    offset = (-mean / std).astype(np.float32)
+    scale, offset = affine(cfg)  # the CPU path's constants, bit for bit
     pad_out = (cfg.pad_value * scale + offset).astype(np.float32)
-    if new_w < 1 or new_h < 1:
-        raise ConfigError(f"frame {src_w}x{src_h} letterboxes to nothing in {dst_w}x{dst_h}")
     red_x, red_y = _BAYER_RED.get(pixel_format, (0, 0))
     channels = 3 if pixel_format in ("BGR8", "RGB8") else 1
     p = KernelParams(
