@@ -16,30 +16,19 @@ Two cases:
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from inspector.types import PartResult, Reason
+from inspector.types import Reason
+from tests.daemon_support import Record, run_against_plc_sim
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 
 PARTS = 2000
 RATE_HZ = 100
 _INSPECTED = (Reason.OK, Reason.DEFECT, Reason.COUNT)  # verdicts that ran the models
-
-
-class Record:
-    def __init__(self) -> None:
-        self.results: dict[int, PartResult] = {}
-        self.lock = threading.Lock()
-
-    def publish(self, result: PartResult) -> None:
-        with self.lock:
-            self.results[result.trigger.part_id] = result
 
 
 def _config(model: Path) -> Any:
@@ -95,16 +84,11 @@ def test_daemon_2000_parts_on_gpu_path_no_mismatch(
     if wiring == "patched_in_test":
         _wire_gpu_stage(monkeypatch, stages)
     record = Record()
-    app = App(_config(tiny_detector), extra_sinks=[record])
-    app.start()
     try:
-        assert app.plc_sim is not None
-        end = time.monotonic() + PARTS / RATE_HZ * 3 + 20
-        while app.plc_sim.counts().triggered < PARTS and time.monotonic() < end:
-            app.stop_event.wait(0.2)
-        counts = app.plc_sim.counts()
+        counts = run_against_plc_sim(
+            App(_config(tiny_detector), extra_sinks=[record]), PARTS, RATE_HZ
+        )
     finally:
-        app.stop()
         for stage in stages:
             stage.close()
     assert counts.triggered >= PARTS, counts.summary()

@@ -11,8 +11,6 @@ a free-run grab plus the demo model on a Viky frame takes about 30 ms.
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import genicam
@@ -20,22 +18,12 @@ import pytest
 
 from inspector.app import App
 from inspector.config import parse_config
-from inspector.types import PartResult
 from tests.conftest import REPO
+from tests.daemon_support import Record, run_against_plc_sim
 
 VIKY = Path(genicam.__file__).resolve().parent / "viky.cti"
 PARTS = 80
 RATE_HZ = 10
-
-
-class Record:
-    def __init__(self) -> None:
-        self.results: list[PartResult] = []
-        self.lock = threading.Lock()
-
-    def publish(self, result: PartResult) -> None:
-        with self.lock:
-            self.results.append(result)
 
 
 @pytest.mark.camera
@@ -65,21 +53,12 @@ logging: {{per_part: false}}
 """
     )
     record = Record()
-    app = App(cfg, extra_sinks=[record])
-    app.start()
-    try:
-        assert app.plc_sim is not None
-        end = time.monotonic() + PARTS / RATE_HZ * 3 + 20
-        while app.plc_sim.counts().triggered < PARTS and time.monotonic() < end:
-            app.stop_event.wait(0.2)
-        counts = app.plc_sim.counts()
-    finally:
-        app.stop()
+    counts = run_against_plc_sim(App(cfg, extra_sinks=[record]), PARTS, RATE_HZ)
     assert counts.triggered >= PARTS, counts.summary()
     assert counts.mismatched == 0, counts.summary()
     assert counts.late <= 0.02 * counts.triggered, counts.summary()  # late: PLC rejects
     assert counts.ok + counts.ng >= 0.75 * counts.triggered, counts.summary()  # see test_daemon_plc
     assert counts.verdicts.get(3, 0) <= 0.25 * counts.triggered, counts.summary()  # timeouts
-    inspected = [r for r in record.results if "infer" in r.stage_ns]
+    inspected = [r for r in record.results.values() if "infer" in r.stage_ns]
     assert len(inspected) >= 0.6 * PARTS  # real Viky frames went through the model
     assert all(r.frame_id is not None for r in inspected)

@@ -8,29 +8,17 @@ checks CHECK, the echoes and the deadlines, and counts anything it cannot trust.
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from inspector.app import App
 from inspector.config import parse_config
-from inspector.types import PartResult
 from tests.conftest import REPO
+from tests.daemon_support import Record, run_against_plc_sim
 
 PARTS = 2000
 RATE_HZ = 40
-
-
-class Record:
-    def __init__(self) -> None:
-        self.results: dict[int, PartResult] = {}
-        self.lock = threading.Lock()
-
-    def publish(self, result: PartResult) -> None:
-        with self.lock:
-            self.results[result.trigger.part_id] = result
 
 
 @pytest.mark.slow
@@ -50,16 +38,7 @@ logging: {{per_part: false}}
 """
     )
     record = Record()
-    app = App(cfg, extra_sinks=[record])
-    app.start()
-    try:
-        assert app.plc_sim is not None
-        end = time.monotonic() + PARTS / RATE_HZ * 3 + 20
-        while app.plc_sim.counts().triggered < PARTS and time.monotonic() < end:
-            app.stop_event.wait(0.2)
-        counts = app.plc_sim.counts()
-    finally:
-        app.stop()
+    counts = run_against_plc_sim(App(cfg, extra_sinks=[record]), PARTS, RATE_HZ)
     assert counts.triggered >= PARTS, counts.summary()
     assert counts.mismatched == 0, counts.summary()
     # A verdict after the PLC's deadline is rejected by the PLC (safe); only a starved

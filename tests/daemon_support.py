@@ -1,0 +1,41 @@
+"""Running the whole daemon against its embedded PLC simulator, for end-to-end tests.
+
+Shared by the CPU (tests/integration) and GPU (tests/gpu) end-to-end tests, so the
+start → wait for N triggers → stop sequence and the result recorder exist once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from inspector.app import App
+from inspector.plc.plc_program import Counts
+from inspector.types import PartResult
+
+
+class Record:
+    """A result sink that keeps every part's final result, by part id."""
+
+    def __init__(self) -> None:
+        self.results: dict[int, PartResult] = {}
+        self.lock = threading.Lock()
+
+    def publish(self, result: PartResult) -> None:
+        with self.lock:
+            self.results[result.trigger.part_id] = result
+
+
+def run_against_plc_sim(app: App, parts: int, rate_hz: float) -> Counts:
+    """Start ``app`` (configured with ``plc.simulator: true``), let the simulator trigger
+    ``parts`` parts, stop the app, and return what the simulated PLC counted."""
+    app.start()
+    try:
+        assert app.plc_sim is not None
+        end = time.monotonic() + parts / rate_hz * 3 + 20
+        while app.plc_sim.counts().triggered < parts and time.monotonic() < end:
+            app.stop_event.wait(0.2)
+        counts: Counts = app.plc_sim.counts()
+    finally:
+        app.stop()
+    return counts
