@@ -10,6 +10,7 @@ close. One ``threading.Event`` is the stop request for everything.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from inspector.camera import open_camera
 from inspector.camera.base import Camera
 from inspector.config import Config, RecipeConfig, config_hash
 from inspector.engine.manifest import sha256_file
-from inspector.errors import InspectorError, PlcError
+from inspector.errors import ConfigError, InspectorError, PlcError
 from inspector.inspect import LoadedModel, LoadedRecipe
 from inspector.ledger import Entry, ResultSink
 from inspector.logging import get_logger
@@ -88,6 +89,20 @@ GPU_FAULT_AFTER = 3
 ERROR_GPU = 201
 
 
+def check_cpus(cpus: Sequence[int]) -> None:
+    """Refuse a ``pipeline.cpus`` this machine (or its cgroup) cannot honour."""
+    if not cpus:
+        return
+    if not hasattr(os, "sched_setaffinity"):
+        raise ConfigError("pipeline.cpus: CPU pinning needs Linux")
+    allowed = os.sched_getaffinity(0)
+    missing = sorted(set(cpus) - allowed)
+    if missing:
+        raise ConfigError(
+            f"pipeline.cpus: CPU(s) {missing} not available here (allowed {sorted(allowed)})"
+        )
+
+
 class App:
     """The daemon: every component built from one validated ``Config``."""
 
@@ -149,6 +164,7 @@ class App:
             }
         )
         metrics.STATE.set(0)
+        check_cpus(cfg.pipeline.cpus)
         if self.serve_metrics:
             self.metrics_server = metrics.serve(cfg.metrics.host, cfg.metrics.port)
             self._started.append("metrics")
@@ -186,6 +202,7 @@ class App:
             self.recipes,
             sinks,
             queue_depth=cfg.pipeline.queue_depth,
+            cpus=cfg.pipeline.cpus,
             on_frame=self._archive_frame if self.archive else None,
         )
         self.pipeline.start()

@@ -12,16 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-import numpy.typing as npt
-
 from inspector.backends.base import Backend
 from inspector.config import ModelConfig, RecipeConfig
 from inspector.decide import decide
 from inspector.errors import FrameError, InspectorError
 from inspector.logging import get_logger
 from inspector.models.base import Postprocessor
-from inspector.preprocess.cpu import preprocess
+from inspector.preprocess.cpu import HostPreprocessor
 from inspector.types import Finding, Frame, Reason, Verdict, ng
 
 log = get_logger(__name__)
@@ -45,21 +42,14 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         self.stage = self.run_cpu
-        self._input: npt.NDArray[np.float32] | None = None  # reused: one worker per model
-        self._input_key: tuple[tuple[int, ...], str] | None = None  # frame shape of _input
+        # Reused buffers and per-model constants: one worker thread per model.
+        self._host = HostPreprocessor(self.post.input_hw, self.cfg.preprocess)
 
     def run_cpu(self, frame: Frame) -> tuple[list[Finding], dict[str, int]]:
         """The host path: CPU preprocessing, backend.infer on a host tensor, postprocess."""
         t0 = time.monotonic_ns()
-        tensor, geometry = preprocess(
-            frame.image,  # type: ignore[arg-type]  # uint16 is refused inside with FrameError
-            frame.pixel_format,
-            self.post.input_hw,
-            self.cfg.preprocess,
-            self._input,
-            padding_done=self._input_key == (frame.image.shape, frame.pixel_format),
-        )
-        self._input, self._input_key = tensor, (frame.image.shape, frame.pixel_format)
+        # uint16 and other non-8-bit frames are refused inside with FrameError.
+        tensor, geometry = self._host(frame.image, frame.pixel_format)  # type: ignore[arg-type]
         t1 = time.monotonic_ns()
         outputs = self.backend.infer(tensor)
         t2 = time.monotonic_ns()

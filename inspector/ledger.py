@@ -1,13 +1,17 @@
 """The ledger of parts in flight: deadlines, and results published in trigger order.
 
 Every trigger is entered here the moment it arrives. A part's entry is closed by
-whichever comes first: its verdict from the worker, or its deadline. One publisher
-thread hands results to the sinks (PLC, metrics, log) strictly in trigger order, so the
-PLC's per-part FIFO always lines up. A verdict that arrives after the deadline is
-dropped: the part was already published as NG ``timeout``.
+whichever comes first: its verdict from the worker, or its deadline. Results reach the
+sinks (PLC, metrics, log) strictly in trigger order, so the PLC's per-part FIFO always
+lines up. A verdict that arrives after the deadline is dropped: the part was already
+published as NG ``timeout``.
 
-Concurrency: one lock and one condition; the publisher waits on the condition with a
-timeout equal to the head part's remaining budget, so no part ever waits for a poll.
+Who publishes: the thread that closes the oldest part in flight (normally the worker)
+publishes it, and every closed part queued behind it, at once. The publisher thread
+handles deadlines (it waits on the condition with a timeout equal to the head part's
+remaining budget, and is woken early whenever a part's deadline comes before its next
+wake, so no part ever waits for a poll) and parts closed by the trigger source. One
+lock serialises publishing, so order holds whoever publishes.
 """
 
 from __future__ import annotations
@@ -50,11 +54,20 @@ class Ledger:
         sinks: Sequence[ResultSink],
         *,
         clock: Callable[[], int] = time.monotonic_ns,
+        idle_wake_s: float = 0.01,
     ) -> None:
         self._sinks = list(sinks)
         self._clock = clock
+        # With nothing in flight the publisher still wakes every ``idle_wake_s``, so a
+        # new part whose deadline lies beyond that wake needs no notification: entering
+        # a part does not wake a thread at the very moment the part starts its run.
+        self._idle_wake_ns = int(idle_wake_s * 1e9)
+        self._wake_at_ns = 0  # when the publisher's current wait ends at the latest
         self._pending: deque[Entry] = deque()
         self._cond = threading.Condition()
+        # Held while popping closed head parts and handing them to the sinks: whoever
+        # holds it publishes, in order, every closed part at the head.
+        self._publishing = threading.Lock()
         self._closing = False
         self.published = 0
 
@@ -63,8 +76,13 @@ class Ledger:
         entry = Entry(trigger)
         with self._cond:
             self._pending.append(entry)
-            self._cond.notify_all()
+            self._kick(trigger.deadline_ns)
         return entry
+
+    def _kick(self, deadline_ns: int) -> None:
+        """Wake the publisher if it would sleep past ``deadline_ns`` (lock held)."""
+        if deadline_ns < self._wake_at_ns:
+            self._cond.notify_all()
 
     def is_closed(self, entry: Entry) -> bool:
         """True once the part has a verdict (possibly a timeout): skip further work."""
@@ -77,10 +95,16 @@ class Ledger:
         verdict: Verdict,
         stage_ns: dict[str, int] | None = None,
         frame_id: int | None = None,
+        *,
+        publish_here: bool = True,
     ) -> bool:
         """Give the part its verdict. Returns False if the deadline had already closed it.
 
-        A verdict that is ready only after the deadline becomes NG ``timeout``.
+        A verdict that is ready only after the deadline becomes NG ``timeout``. When the
+        part is the oldest in flight it is published at once, in the calling thread
+        (sparing a thread wake-up on every part's path to the PLC), unless
+        ``publish_here`` is False: then the publisher thread does it (the trigger
+        source's ``submit`` must never wait for the sinks).
         """
         now = self._clock()
         with self._cond:
@@ -92,8 +116,12 @@ class Ledger:
             entry.verdict, entry.t_done_ns = verdict, now
             entry.stage_ns = stage_ns or {}
             entry.frame_id = frame_id
-            self._cond.notify_all()
-            return True
+            at_head = self._pending[0] is entry
+            if at_head and not publish_here:
+                self._cond.notify_all()
+        if at_head and publish_here:
+            self._drain()
+        return True
 
     def depth(self) -> int:
         with self._cond:
@@ -105,40 +133,63 @@ class Ledger:
             self._closing = True
             self._cond.notify_all()
 
-    def _next(self) -> Entry | None:
-        """Wait for the head part to close (verdict or deadline); None when finished."""
+    def _drain(self) -> None:
+        """Publish every closed part at the head of the ledger, in trigger order."""
+        with self._publishing:
+            while True:
+                with self._cond:
+                    if not self._pending or self._pending[0].verdict is None:
+                        if self._pending:  # the publisher may be timing an older head
+                            self._kick(self._pending[0].trigger.deadline_ns)
+                        return
+                    entry = self._pending.popleft()
+                self._publish(entry)
+
+    def _publish(self, entry: Entry) -> None:
+        assert entry.verdict is not None
+        result = PartResult(
+            trigger=entry.trigger,
+            verdict=entry.verdict,
+            t_verdict_ns=entry.t_done_ns,
+            stage_ns=entry.stage_ns,
+            frame_id=entry.frame_id,
+        )
+        for sink in self._sinks:
+            try:
+                sink.publish(result)
+            except Exception as exc:  # one failing sink must not starve the others
+                log.error("sink_failed", sink=type(sink).__name__, error=repr(exc))
+        self.published += 1
+
+    def _wait_for_head(self) -> bool:
+        """Block until the head part is closed (verdict or deadline); False when finished."""
         with self._cond:
             while True:
+                now = self._clock()
                 if not self._pending:
                     if self._closing:
-                        return None
-                    self._cond.wait()
+                        return False
+                    self._wait(now, now + self._idle_wake_ns)
                     continue
                 head = self._pending[0]
                 if head.verdict is None:
-                    now = self._clock()
-                    remaining = head.trigger.deadline_ns - now
-                    if remaining > 0:
-                        self._cond.wait(remaining / 1e9)
+                    if head.trigger.deadline_ns > now:
+                        self._wait(now, head.trigger.deadline_ns)
                         continue
                     head.verdict = ng(Reason.TIMEOUT, "no verdict within the cycle budget")
                     head.t_done_ns = now
-                return self._pending.popleft()
+                return True
+
+    def _wait(self, now: int, until_ns: int) -> None:
+        """Sleep on the condition until ``until_ns`` at the latest (lock held)."""
+        self._wake_at_ns = until_ns
+        self._cond.wait((until_ns - now) / 1e9)
+        self._wake_at_ns = 0  # awake: nobody needs to kick
 
     def run(self) -> None:
-        """Publisher loop; returns after ``finish()`` once nothing is pending."""
-        while (entry := self._next()) is not None:
-            assert entry.verdict is not None
-            result = PartResult(
-                trigger=entry.trigger,
-                verdict=entry.verdict,
-                t_verdict_ns=entry.t_done_ns,
-                stage_ns=entry.stage_ns,
-                frame_id=entry.frame_id,
-            )
-            for sink in self._sinks:
-                try:
-                    sink.publish(result)
-                except Exception as exc:  # one failing sink must not starve the others
-                    log.error("sink_failed", sink=type(sink).__name__, error=repr(exc))
-            self.published += 1
+        """Publisher loop: deadlines, and parts not published where they were closed.
+
+        Returns after ``finish()`` once nothing is pending.
+        """
+        while self._wait_for_head():
+            self._drain()

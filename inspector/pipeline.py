@@ -6,9 +6,11 @@ Threads, each with one job, joined by bounded queues:
   blocks: a part that does not fit in the grab queue is NG ``overrun`` at once;
 * the acquisition thread grabs the frame for each trigger and hands it on; it never
   waits for inference (a full inference queue makes the part NG ``overrun``);
-* the worker thread runs ``inspect_part`` and closes the part in the ledger;
-* the ledger's publisher thread hands results to the sinks in trigger order and turns
-  any part still open at its deadline into NG ``timeout``.
+* the worker thread runs ``inspect_part``, closes the part in the ledger and, when it
+  is the oldest part in flight (the usual case), hands it to the sinks itself;
+* the ledger's publisher thread turns any part still open at its deadline into NG
+  ``timeout`` and publishes parts closed elsewhere (overruns, camera errors), always in
+  trigger order. Trigger and acquisition threads never run the sinks.
 
 Plain threads rather than asyncio: the heavy stages (OpenCV, ONNX Runtime, CUDA) release
 the GIL, and a thread per stage keeps acquisition independent of inference. One stop
@@ -17,10 +19,11 @@ request drains the queues: in-flight parts finish (or time out) and are publishe
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Generic, TypeVar
 
 from inspector import metrics
@@ -79,6 +82,7 @@ class Pipeline:
         *,
         queue_depth: int = 4,
         on_frame: Callable[[Frame, Entry], None] | None = None,
+        cpus: Collection[int] = (),
     ) -> None:
         self.camera = camera
         self.recipes = recipes
@@ -88,6 +92,7 @@ class Pipeline:
         self._grab_depth = metrics.QUEUE_DEPTH.labels("grab")
         self._infer_depth = metrics.QUEUE_DEPTH.labels("infer")
         self._on_frame = on_frame
+        self._cpus = set(cpus)
         self._stop = threading.Event()
         self._acq_done = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -101,9 +106,17 @@ class Pipeline:
             ("worker", self._work),
             ("acquire", self._acquire),
         ):
-            t = threading.Thread(target=target, name=f"inspector-{name}", daemon=True)
+            t = threading.Thread(
+                target=self._pinned, args=(target,), name=f"inspector-{name}", daemon=True
+            )
             t.start()
             self._threads.append(t)
+
+    def _pinned(self, target: Callable[[], None]) -> None:
+        """Run a pipeline thread on ``cpus`` (checked against the machine by App)."""
+        if self._cpus:
+            os.sched_setaffinity(0, self._cpus)  # pid 0: the calling thread only
+        target()
 
     def stop(self, timeout_s: float = 1.5) -> None:
         """Finish in-flight parts, publish them, and join every thread."""
@@ -123,12 +136,16 @@ class Pipeline:
         """Accept one part (called by the trigger source). Never blocks."""
         entry = self.ledger.enter(trigger)
         if self._stop.is_set():
-            self.ledger.close(entry, ng(Reason.OFFLINE, "daemon stopping"))
+            self._reject(entry, Reason.OFFLINE, "daemon stopping")
             return
         if not self._grab_q.offer(entry):
             metrics.OVERRUNS.inc()
-            self.ledger.close(entry, ng(Reason.OVERRUN, "grab queue full"))
+            self._reject(entry, Reason.OVERRUN, "grab queue full")
         self._grab_depth.set(self._grab_q.qsize())
+
+    def _reject(self, entry: Entry, reason: Reason, detail: str) -> None:
+        """Close a part NG outside the worker; the publisher thread publishes it."""
+        self.ledger.close(entry, ng(reason, detail), publish_here=False)
 
     def _acquire(self) -> None:
         while not (self._stop.is_set() and self._grab_q.empty()):
@@ -142,16 +159,16 @@ class Pipeline:
             try:
                 frame = self.camera.grab(entry.trigger)
             except CameraError as exc:
-                self.ledger.close(entry, ng(Reason.NO_IMAGE, str(exc)))
+                self._reject(entry, Reason.NO_IMAGE, str(exc))
                 continue
             except Exception as exc:  # a camera bug still fails closed, loudly
                 log.exception("grab_failed", part_id=entry.trigger.part_id)
-                self.ledger.close(entry, ng(Reason.ERROR, f"grab failed: {exc!r}"))
+                self._reject(entry, Reason.ERROR, f"grab failed: {exc!r}")
                 continue
             grab_ns = time.monotonic_ns() - t0
             if not self._infer_q.offer((entry, frame, grab_ns)):
                 metrics.OVERRUNS.inc()
-                self.ledger.close(entry, ng(Reason.OVERRUN, "inference queue full"))
+                self._reject(entry, Reason.OVERRUN, "inference queue full")
             self._infer_depth.set(self._infer_q.qsize())
         self._acq_done.set()
 

@@ -1,7 +1,8 @@
 """Result sinks of step 7 that are not the PLC: metrics and the per-part log line.
 
 Each sink gets every part's final ``PartResult`` once, in trigger order, from the
-ledger's publisher thread (``ledger.py``). The PLC sink lives in ``plc/``.
+ledger (``ledger.py``): in the worker thread or the publisher thread, never both at
+once. The PLC sink lives in ``plc/``.
 """
 
 from __future__ import annotations

@@ -70,6 +70,8 @@ def decode(
         keep = np.flatnonzero(best >= conf_floor)
         preds = body[keep]
         cls_scores = all_scores[keep]
+    if keep.size == 0:  # the common case on a good line: skip the gathering below
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.intp)
     class_ids = cls_scores.argmax(axis=1)
     scores = cls_scores[np.arange(len(cls_scores)), class_ids]
     c = preds[:, :4]
@@ -134,6 +136,8 @@ class DetectionPostprocessor:
         if not np.isfinite(raw).all():  # a NaN anywhere means a broken model or engine
             raise ModelError(f"{self.name}: output contains NaN or inf")
         boxes, scores, class_ids = decode(raw, layout, self.conf_floor)
+        if len(scores) == 0:
+            return []
         kept = nms(boxes, scores, class_ids, self.iou_threshold, self.max_detections)
         frame_boxes = geometry.to_frame(boxes[kept])
         return [

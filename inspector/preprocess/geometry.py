@@ -29,10 +29,14 @@ class Geometry:
     def to_frame(self, boxes: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Map xyxy boxes from model-input pixels to frame pixels, clipped to the frame."""
         out = np.empty_like(boxes)
-        out[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / self.scale_x
-        out[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / self.scale_y
-        np.clip(out[:, [0, 2]], 0, self.src_w, out=out[:, [0, 2]])
-        np.clip(out[:, [1, 3]], 0, self.src_h, out=out[:, [1, 3]])
+        # Strided slices, not fancy indexing: this runs per part, right after inference,
+        # when every numpy call is cache-cold.
+        np.subtract(boxes[:, 0::2], self.pad_x, out=out[:, 0::2])
+        np.subtract(boxes[:, 1::2], self.pad_y, out=out[:, 1::2])
+        np.divide(out[:, 0::2], self.scale_x, out=out[:, 0::2])
+        np.divide(out[:, 1::2], self.scale_y, out=out[:, 1::2])
+        np.clip(out[:, 0::2], 0, self.src_w, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, self.src_h, out=out[:, 1::2])
         return out
 
 

@@ -165,3 +165,43 @@ def test_broken_model_file_fails_start_cleanly(tmp_path: Path) -> None:
     app = App(config(bad, parts=1))
     with pytest.raises(BackendError, match="cannot load ONNX model"):
         app.start()
+
+
+def test_pipeline_threads_run_on_the_pinned_cpu(tmp_path: Path) -> None:
+    import os
+
+    before = os.sched_getaffinity(0)
+    cpu = max(before)
+    model = make_detector_onnx(tmp_path / "m.onnx", [])
+    cfg = config(model, parts=5, budget=500)
+    cfg = cfg.model_copy(update={"pipeline": cfg.pipeline.model_copy(update={"cpus": (cpu,)})})
+    seen: list[set[int]] = []
+
+    class WhereAmI(Collect):
+        def publish(self, result: PartResult) -> None:  # worker or publisher thread
+            seen.append(os.sched_getaffinity(0))
+            super().publish(result)
+
+    sink = WhereAmI(5)
+    app = App(cfg, extra_sinks=[sink])
+    app.start()
+    try:
+        assert sink.done.wait(20)
+        assert app.pipeline is not None
+        for t in app.pipeline._threads:  # Linux thread ids: each thread's own affinity
+            assert t.native_id is not None
+            assert os.sched_getaffinity(t.native_id) == {cpu}, t.name
+    finally:
+        app.stop()
+    assert seen and all(s == {cpu} for s in seen)
+    assert os.sched_getaffinity(0) == before  # the caller's thread was not pinned
+
+
+def test_cpus_the_machine_lacks_fail_start_as_config_error(tmp_path: Path) -> None:
+    from inspector.errors import ConfigError
+
+    model = make_detector_onnx(tmp_path / "m.onnx", [])
+    cfg = config(model, parts=1)
+    cfg = cfg.model_copy(update={"pipeline": cfg.pipeline.model_copy(update={"cpus": (4095,)})})
+    with pytest.raises(ConfigError, match=r"pipeline.cpus: CPU\(s\) \[4095\] not available"):
+        App(cfg).start()

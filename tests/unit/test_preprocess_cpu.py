@@ -8,7 +8,7 @@ import pytest
 
 from inspector.config import PreprocessConfig
 from inspector.errors import FrameError
-from inspector.preprocess.cpu import preprocess
+from inspector.preprocess.cpu import HostPreprocessor, preprocess
 from inspector.preprocess.geometry import fit
 
 
@@ -77,3 +77,55 @@ def test_matches_reference_resize() -> None:
 def test_degenerate_letterbox_is_a_frame_error() -> None:
     with pytest.raises(FrameError, match="empty"):
         preprocess(np.zeros((2, 4000), np.uint8), "Mono8", (640, 640), PreprocessConfig())
+
+
+def _reference(img: np.ndarray, fmt: str, hw: tuple[int, int], cfg: PreprocessConfig) -> np.ndarray:
+    """Straightforward float64 maths: debayer, resize, pad, normalise, RGB/BGR, CHW."""
+    code = {"BayerRG8": cv2.COLOR_BayerRGGB2BGR}.get(fmt)
+    color = cv2.cvtColor(img, code) if code is not None else img
+    if color.ndim == 2:
+        color = np.repeat(color[..., None], 3, axis=2)
+    elif fmt == "RGB8":
+        color = color[..., ::-1]  # to BGR
+    geo = fit(img.shape[0], img.shape[1], hw[0], hw[1], cfg.resize)
+    new_w, new_h = round(geo.src_w * geo.scale_x), round(geo.src_h * geo.scale_y)
+    small = cv2.resize(color, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((hw[0], hw[1], 3), cfg.pad_value, np.float64)
+    canvas[int(geo.pad_y) : int(geo.pad_y) + new_h, int(geo.pad_x) : int(geo.pad_x) + new_w] = small
+    rgb = canvas[..., ::-1] / 255.0
+    norm = (rgb - np.asarray(cfg.mean)) / np.asarray(cfg.std)
+    if cfg.channel_order == "BGR":
+        norm = norm[..., ::-1]
+    return norm.transpose(2, 0, 1)[None]
+
+
+def test_reused_preprocessor_matches_reference_across_changing_frames() -> None:
+    """One HostPreprocessor fed frames whose size and format change: every result equals
+    the plain reference, so no stale border, buffer or table survives a change."""
+    rng = np.random.default_rng(1)
+    imagenet = PreprocessConfig(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    for cfg in (PreprocessConfig(), imagenet, imagenet.model_copy(update={"channel_order": "BGR"})):
+        host = HostPreprocessor((48, 64), cfg)
+        for shape, fmt in [
+            ((100, 200), "Mono8"),
+            ((100, 200), "Mono8"),
+            ((90, 60, 3), "BGR8"),
+            ((90, 60, 3), "RGB8"),
+            ((64, 96), "BayerRG8"),
+            ((48, 64), "Mono8"),  # already the model's size: no resize
+            ((101, 203), "Mono8"),
+        ]:
+            img = rng.integers(0, 256, shape, np.uint8)
+            x, _ = host(img, fmt)
+            ref = _reference(img, fmt, (48, 64), cfg)
+            assert x.shape == ref.shape and x.dtype == np.float32
+            assert np.abs(x - ref).max() < 1e-5, (cfg, shape, fmt)
+
+
+def test_reused_preprocessor_still_checks_a_changed_frame() -> None:
+    host = HostPreprocessor((8, 8), PreprocessConfig())
+    host(np.zeros((8, 8), np.uint8), "Mono8")
+    with pytest.raises(FrameError, match="uint8"):
+        host(np.zeros((8, 8), np.uint16), "Mono8")  # type: ignore[arg-type]
+    with pytest.raises(FrameError, match="shape"):
+        host(np.zeros((8, 8, 3), np.uint8), "Mono8")
