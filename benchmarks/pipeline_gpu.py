@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from inspector.config import ModelConfig, PreprocessConfig, RulesConfig  # noqa: E402
 from inspector.decide import decide  # noqa: E402
 from inspector.models import build_postprocessor  # noqa: E402
-from inspector.preprocess.cpu import preprocess  # noqa: E402
+from inspector.preprocess.cpu import HostPreprocessor  # noqa: E402
 from inspector.types import Frame  # noqa: E402
 
 CAMERAS = [("Mono8", 1024, 1280), ("BayerRG8", 2048, 2448)]
@@ -180,17 +180,66 @@ def cpu_path(
     backend: Any, post: Any, fmt: str, frames: list[np.ndarray], iters: int
 ) -> dict[str, Any]:
     """CPU preprocessing + backend.infer on a host tensor + postprocess + decide."""
-    cfg, rules = PreprocessConfig(), RulesConfig()
+    host, rules = HostPreprocessor(INPUT_HW, PreprocessConfig()), RulesConfig()
     pre_ns, total_ns = [], []
     for i in range(iters):
         frame = frames[i % len(frames)]
         t0 = time.monotonic_ns()
-        tensor, geo = preprocess(frame, fmt, INPUT_HW, cfg)
+        tensor, geo = host(frame, fmt)
         t1 = time.monotonic_ns()
         decide(post(backend.infer(tensor), geo), rules)
         total_ns.append(time.monotonic_ns() - t0)
         pre_ns.append(t1 - t0)
     return {"cpu_preprocess": pct(pre_ns), "cpu_path": pct(total_ns)}
+
+
+def device_costs(stage: Any, fmt: str, shape: tuple[int, ...], n: int = 200) -> dict[str, float]:
+    """Device time per op, back to back on the pipeline stream (µs): the fused kernel,
+    the staging copy into the model input, the candidate filter, a graph replay."""
+    import ctypes
+
+    from inspector.gpu import driver as cu
+    from inspector.preprocess.cuda import _BLOCK
+
+    pre = stage._preprocessor(Frame(np.empty((0,), np.uint8), fmt, 0, 0), shape)
+    stream, backend = stage.stream, stage.backend
+    start, end = cu.event_create(), cu.event_create()
+    slot = pre._slots[0]
+    pre._arg_src.value = slot.device
+    pre._arg_dst.value = backend.input_ptr
+    outs = backend.run_on_stream()
+    ops = {
+        "kernel": lambda: cu.launch(
+            pre._fn, pre._grid, _BLOCK, stream, ctypes.addressof(pre._argv)
+        ),
+        "input_copy": (
+            lambda: cu.copy_dtod_async(backend.input_ptr, slot.staged, pre._input_nbytes, stream)
+        )
+        if slot.staged
+        else None,
+        "filter": (lambda: stage._filter.run(outs[0], stream, 0)) if stage._filter else None,
+        "graph": backend.run_on_stream,
+    }
+    costs = {}
+    torch = stage._torch
+    with torch.cuda.stream(backend.stream):
+        for name, op in ops.items():
+            if op is None:
+                continue
+            for _ in range(20):
+                op()
+            # Keep the GPU busy while the host enqueues, so the events time the ops back
+            # to back on the device, not the host's launch rate.
+            torch.cuda._sleep(20_000_000)
+            cu.event_record(start, stream)
+            for _ in range(n):
+                op()
+            cu.event_record(end, stream)
+            cu.stream_sync(stream)
+            costs[name] = cu.event_elapsed_ns(start, end) / n / 1e3
+    cu.event_destroy(start)
+    cu.event_destroy(end)
+    return costs
 
 
 def run_camera(cam: tuple[str, int, int], model_cfg: ModelConfig, args: Any) -> dict[str, Any]:
@@ -206,6 +255,11 @@ def run_camera(cam: tuple[str, int, int], model_cfg: ModelConfig, args: Any) -> 
     res: dict[str, Any] = {"camera": f"{w}x{h} {fmt}"}
     stages = {k: GpuStage(model_cfg, backend, frames_in_flight=k) for k in (1, 2, 3)}
     unfiltered = GpuStage(model_cfg, backend, frames_in_flight=2, candidate_filter=False)
+    # For comparison: the kernel on the pipeline stream, only the H2D on the side stream.
+    no_overlap = {
+        k: GpuStage(model_cfg, backend, frames_in_flight=k, overlap_preprocess=False)
+        for k in (2, 3)
+    }
     try:
         # For comparison: no device candidate filter (full output back as float32).
         unfiltered.rebind()
@@ -214,10 +268,12 @@ def run_camera(cam: tuple[str, int, int], model_cfg: ModelConfig, args: Any) -> 
         res["fps_2_in_flight_unfiltered"] = pipeline_throughput(part, fmt, frames, args.parts)
         # Every GpuStage re-binds the backend to its own stream; measure each while bound.
         for k in (3, 2):
-            part = Part(stages[k], post, RulesConfig())
-            stages[k].rebind()
-            pipeline_throughput(part, fmt, frames, args.warmup)
-            res[f"fps_{k}_in_flight"] = pipeline_throughput(part, fmt, frames, args.parts)
+            pair = ((f"fps_{k}_in_flight", stages[k]), (f"fps_{k}_no_overlap", no_overlap[k]))
+            for key, stage in pair:
+                part = Part(stage, post, RulesConfig())
+                stage.rebind()
+                pipeline_throughput(part, fmt, frames, args.warmup)
+                res[key] = pipeline_throughput(part, fmt, frames, args.parts)
         backend.bind_stream(stages[1].stream)  # the model alone (graph replay)
         model_only(backend, args.warmup)
         res["model_only"], res["model_fps"] = model_only(backend, args.iters)
@@ -232,9 +288,11 @@ def run_camera(cam: tuple[str, int, int], model_cfg: ModelConfig, args: Any) -> 
             k: float(np.median([s[k] for s in part.stage_ns])) / 1e3 for k in keys
         }
         res["saturated_parts"] = sum(s.saturated for s in stages.values())
+        stages[2].rebind()
+        res["device_op_us"] = device_costs(stages[2], fmt, frames[0].shape)
         res.update(cpu_path(backend, post, fmt, frames, min(args.iters, 300)))
     finally:
-        for stage in (*stages.values(), unfiltered):
+        for stage in (*stages.values(), *no_overlap.values(), unfiltered):
             stage.close()
         backend.close()
     return res
@@ -260,6 +318,15 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"  throughput {k} in flight       {fps:.0f} /s = "
                 f"{100 * fps / r['model_fps']:.1f} % of model-only (target ≥ 95 %)"
             )
+        lines.append(
+            "  (kernel on the pipeline stream, no overlap: "
+            + ", ".join(
+                f"{k} in flight {r[f'fps_{k}_no_overlap']:.0f} /s = "
+                f"{100 * r[f'fps_{k}_no_overlap'] / r['model_fps']:.1f} %"
+                for k in (2, 3)
+            )
+            + ")"
+        )
         fps = r["fps_2_in_flight_unfiltered"]
         lines.append(
             f"  (2 in flight, no device candidate filter: {fps:.0f} /s = "
@@ -271,6 +338,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"p99 {c['p99']:.3f} ms;  cv2 preprocess alone p50 {cp['p50']:.3f} ms",
             "  stage p50 (µs; device: h2d/preprocess/infer/d2h; host: gpu_wait, post+decide): "
             + ", ".join(f"{k} {v:.0f}" for k, v in r["stage_p50_us"].items()),
+            "  device time per op, back to back (µs): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in r["device_op_us"].items()),
         ]
     return "\n".join(lines)
 

@@ -205,6 +205,16 @@ def copy_htod_async(dst: int, src_host: int, nbytes: int, stream: int) -> None:
     check(drv.cuMemcpyHtoDAsync(dst, src_host, nbytes, stream), "cuMemcpyHtoDAsync")
 
 
+def copy_dtod_async(dst: int, src: int, nbytes: int, stream: int) -> None:
+    drv, _ = bindings()
+    check(drv.cuMemcpyDtoDAsync(dst, src, nbytes, stream), "cuMemcpyDtoDAsync")
+
+
+def memset_d32_async(dst: int, value: int, count: int, stream: int) -> None:
+    drv, _ = bindings()
+    check(drv.cuMemsetD32Async(dst, value, count, stream), "cuMemsetD32Async")
+
+
 def module_load(cubin: bytes, kernel: str) -> tuple[Any, Any]:
     """Load a cubin into the current context; return ``(module, function)``."""
     drv, _ = bindings()

@@ -1,7 +1,12 @@
 """The device stage of the flow (steps 3-4 on the GPU), all on one CUDA stream.
 
     frame ─▶ pinned slot ─▶ H2D ─▶ fused kernel ─▶ model (CUDA graph) ─▶ filter ─▶ D2H ─▶ host
-                            (copy stream)   └──────── pipeline stream ───────┘
+                            └─ side stream ─┘     └──── pipeline stream ────┘    (d2h stream)
+
+With one frame in flight everything runs in order on the pipeline stream. With more,
+the upload and the kernel of frame k+1 run on a side stream while the model runs frame k
+(``overlap_preprocess``; see ``preprocess/cuda.py``), and the D2H copy of frame k runs
+on its own stream while frame k+1 is filtered.
 
 ``GpuStage.submit(frame)`` enqueues everything and returns at once with a ticket;
 ``collect(ticket)`` waits for that frame's last event only and returns
@@ -78,6 +83,7 @@ class GpuStage:
         device: int = 0,
         candidate_cap: int = 512,
         candidate_filter: bool = True,
+        overlap_preprocess: bool = True,
     ) -> None:
         import torch
 
@@ -86,6 +92,7 @@ class GpuStage:
         self.backend = backend
         self.frames_in_flight = frames_in_flight
         self.candidate_cap = candidate_cap
+        self.overlap_preprocess = overlap_preprocess  # see preprocess/cuda.py
         self._device = device
         cu.make_current(device)
         self.stream = cu.stream_create()
@@ -132,6 +139,7 @@ class GpuStage:
                 fp16=self.backend.input_fp16,
                 frames_in_flight=self.frames_in_flight,
                 device=self._device,
+                stage_on_side_stream=self.overlap_preprocess,
             )
             self._pre[key] = pre
         return pre

@@ -7,12 +7,18 @@
   On integrated GPUs (Jetson) the buffers are mapped into the device address space and
   the kernel reads them in place (zero-copy): the iGPU shares DRAM, a copy would only
   double the memory traffic;
-- one device buffer per slot and the H2D copies into it. With one frame in flight they
-  run on the pipeline's stream; with more, on a side copy stream ordered by events, so
-  the copy of frame k+1 overlaps the model of frame k on the copy engine (the kernel and
-  the model stay on the one pipeline stream);
+- one device buffer per slot and the H2D copies into it;
 - the fused kernel (``cuda_kernel.py``), compiled with NVRTC and cached per architecture,
-  writing fp16 or fp32 CHW straight into the backend's input tensor (``run(out_ptr)``);
+  writing fp16 or fp32 CHW for the backend's input tensor (``run(out_ptr)``).
+
+With one frame in flight (the daemon's worker) everything runs in order on the
+pipeline's stream and the kernel writes straight into the backend's input. With more
+(``frames_in_flight`` > 1, a discrete GPU), the H2D copy and the kernel of frame k+1 run
+on a side stream into the slot's own staging tensor while the model runs frame k; the
+pipeline stream then only waits for that and copies the finished input into the
+backend's input binding (device to device, 2.4 MB at 640×640 fp16: microseconds),
+so per frame the model's stream carries the model and almost nothing else. Events order
+the two streams: a slot's staging tensor is rewritten only after its last copy out.
 - CUDA events around each stage, read back by ``stage_ns()`` once the frame is done.
 
 Every CUDA failure raises ``BackendError`` named after the CUDA error (``gpu/driver.py``);
@@ -53,6 +59,9 @@ class _Slot:
     h2d_end: Any
     pre_start: Any
     pre_end: Any
+    staged: int  # the slot's own model-input tensor (side-stream mode), else 0
+    input_ready: Any  # side-stream mode: recorded on the pipeline stream once the model
+    # input holds this slot's frame (with one stream, pre_end says the same)
 
 
 class CudaPreprocessor:
@@ -72,6 +81,7 @@ class CudaPreprocessor:
         fp16: bool,
         frames_in_flight: int = 2,
         device: int = 0,
+        stage_on_side_stream: bool = True,
     ) -> None:
         self.pixel_format = pixel_format
         self.src_hw = src_hw
@@ -82,8 +92,13 @@ class CudaPreprocessor:
         self.mapped = self.device.integrated
         self._stream = stream
         self._nbytes = source_bytes(self.params)
+        dst_h, dst_w = input_hw
+        self._input_nbytes = 3 * dst_h * dst_w * (2 if fp16 else 4)
         self._slots: list[_Slot] = []
         self._copy_stream = 0
+        # With the side stream: also run the kernel there, into a staging tensor (else
+        # only the H2D copy goes there and the kernel runs on the pipeline stream).
+        self._staging = stage_on_side_stream
         self._module: Any = None
         self._next = 0
         self._last_slot = -1
@@ -111,10 +126,12 @@ class CudaPreprocessor:
 
     def _new_slot(self) -> _Slot:
         host, mapped_dev = cu.host_alloc(self._nbytes, mapped=self.mapped)
-        events = [cu.event_create() for _ in range(4)]
-        if self.mapped:
-            return _Slot(host, mapped_dev, False, *events)
-        return _Slot(host, cu.mem_alloc(self._nbytes), True, *events)
+        h2d_start, h2d_end, pre_start, pre_end, ready = (cu.event_create() for _ in range(5))
+        staged = cu.mem_alloc(self._input_nbytes) if self._copy_stream and self._staging else 0
+        device = mapped_dev if self.mapped else cu.mem_alloc(self._nbytes)
+        return _Slot(
+            host, device, not self.mapped, h2d_start, h2d_end, pre_start, pre_end, staged, ready
+        )
 
     @property
     def frames_in_flight(self) -> int:
@@ -162,19 +179,34 @@ class CudaPreprocessor:
         self._last_slot = slot
 
     def run(self, out_ptr: int, slot: int | None = None) -> None:
-        """Enqueue the fused kernel on the pipeline's stream, writing the input at ``out_ptr``.
+        """Enqueue the fused kernel so that the input at ``out_ptr`` holds the frame, in
+        order on the pipeline's stream.
 
         ``out_ptr`` is the device address of a contiguous ``[1, 3, H, W]`` fp16/fp32
         tensor (the backend's input binding).
         """
         s = self._slots[self._last_slot if slot is None else slot]
-        if self._copy_stream:
-            cu.stream_wait(self._stream, s.h2d_end)
         self._arg_src.value = s.device
-        self._arg_dst.value = out_ptr
-        cu.event_record(s.pre_start, self._stream)
-        cu.launch(self._fn, self._grid, _BLOCK, self._stream, ctypes.addressof(self._argv))
-        cu.event_record(s.pre_end, self._stream)
+        argv = ctypes.addressof(self._argv)
+        if not s.staged:
+            if self._copy_stream:  # H2D on the side stream, kernel on the pipeline stream
+                cu.stream_wait(self._stream, s.h2d_end)
+            self._arg_dst.value = out_ptr
+            cu.event_record(s.pre_start, self._stream)
+            cu.launch(self._fn, self._grid, _BLOCK, self._stream, argv)
+            cu.event_record(s.pre_end, self._stream)  # also the input-ready event here
+            return
+        # Side stream: after the slot's H2D (same stream) and after the pipeline stream
+        # copied the slot's previous frame out of its staging tensor.
+        side = self._copy_stream
+        cu.stream_wait(side, s.input_ready)
+        self._arg_dst.value = s.staged
+        cu.event_record(s.pre_start, side)
+        cu.launch(self._fn, self._grid, _BLOCK, side, argv)
+        cu.event_record(s.pre_end, side)
+        cu.stream_wait(self._stream, s.pre_end)
+        cu.copy_dtod_async(out_ptr, s.staged, self._input_nbytes, self._stream)
+        cu.event_record(s.input_ready, self._stream)
 
     def stage_ns(self, slot: int) -> dict[str, int]:
         """Device time of the slot's last H2D copy and kernel (call after it completed)."""
@@ -185,8 +217,10 @@ class CudaPreprocessor:
         }
 
     def pre_end_event(self, slot: int) -> Any:
-        """The event recorded after the slot's kernel (later stages time from it)."""
-        return self._slots[slot].pre_end
+        """The event on the pipeline stream after which the model input holds the slot's
+        frame (later stages time from it)."""
+        s = self._slots[slot]
+        return s.input_ready if s.staged else s.pre_end
 
     def close(self) -> None:
         """Free the ring, the streams and the module. Safe to call twice; never raises
@@ -194,10 +228,13 @@ class CudaPreprocessor:
         slots, self._slots = self._slots, []
         for s in slots:
             _quiet(cu.event_sync, s.pre_end)
-            for ev in (s.h2d_start, s.h2d_end, s.pre_start, s.pre_end):
+            _quiet(cu.event_sync, s.input_ready)
+            for ev in (s.h2d_start, s.h2d_end, s.pre_start, s.pre_end, s.input_ready):
                 _quiet(cu.event_destroy, ev)
             if s.owned_device:
                 _quiet(cu.mem_free, s.device)
+            if s.staged:
+                _quiet(cu.mem_free, s.staged)
             _quiet(cu.host_free, s.host)
         if self._copy_stream:
             _quiet(cu.stream_destroy, self._copy_stream)

@@ -73,7 +73,8 @@ def test_gpu_matches_cpu_with_mean_std_and_bgr(fmt: str) -> None:
     assert _err_01(out, ref, cfg) <= TOL
 
 
-def test_ring_of_frames_in_flight_keeps_each_frame() -> None:
+@pytest.mark.parametrize("staging", [True, False])
+def test_ring_of_frames_in_flight_keeps_each_frame(staging: bool) -> None:
     """Three slots, a side copy stream, six frames enqueued before one sync: each output
     must be its own frame's (a slot reused too early would show another frame)."""
     import torch
@@ -85,15 +86,27 @@ def test_ring_of_frames_in_flight_keeps_each_frame() -> None:
     rng = np.random.default_rng()
     stream = cu.stream_create()
     pre = CudaPreprocessor(
-        "BayerRG8", (480, 640), (256, 320), cfg, stream, fp16=False, frames_in_flight=3
+        "BayerRG8",
+        (480, 640),
+        (256, 320),
+        cfg,
+        stream,
+        fp16=False,
+        frames_in_flight=3,
+        stage_on_side_stream=staging,
     )
     try:
         assert pre.copy_stream != stream
         frames = [_frame(rng, "BayerRG8", 480, 640) for _ in range(6)]
         outs = [torch.full((1, 3, 256, 320), float("nan"), device="cuda") for _ in frames]
         torch.cuda.synchronize()
+        slow = torch.cuda.ExternalStream(stream)
         for frame, out in zip(frames, outs, strict=True):
             slot = pre.upload(frame)
+            # Hold the pipeline stream back (as a long model would), so the side stream
+            # runs ahead: a staging tensor rewritten before its copy-out would show.
+            with torch.cuda.stream(slow):
+                torch.cuda._sleep(2_000_000)
             pre.run(out.data_ptr(), slot)
         cu.stream_sync(stream)
         for frame, out in zip(frames, outs, strict=True):
@@ -147,7 +160,9 @@ from inspector.errors import BackendError
 from inspector.gpu import driver as cu
 from inspector.preprocess.cuda import CudaPreprocessor
 stream = cu.stream_create()
-pre = CudaPreprocessor("Mono8", (64, 64), (32, 32), PreprocessConfig(), stream, fp16=False)
+pre = CudaPreprocessor(
+    "Mono8", (64, 64), (32, 32), PreprocessConfig(), stream, fp16=False, frames_in_flight=1
+)  # one stream: the kernel itself writes the model input (no staging copy)
 slot = pre.upload(np.zeros((64, 64), np.uint8))
 pre.run(0x10, slot)  # writes through a bogus device pointer
 try:
