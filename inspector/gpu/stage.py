@@ -1,4 +1,4 @@
-"""The device stage of the flow (steps 3-4 on the GPU), all on one CUDA stream.
+"""The device stage of the flow (steps 3-4 on the GPU): one pipeline stream, plus side streams.
 
     frame ─▶ pinned slot ─▶ H2D ─▶ fused kernel ─▶ model (CUDA graph) ─▶ filter ─▶ D2H ─▶ host
                             └─ side stream ─┘     └──── pipeline stream ────┘    (d2h stream)

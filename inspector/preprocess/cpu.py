@@ -94,9 +94,12 @@ class HostPreprocessor:
         dst_h, dst_w = input_hw
         self._out = np.empty((1, 3, dst_h, dst_w), np.float32)
         self._key: tuple[object, ...] | None = None
+        # Set by _prepare for the current frame shape and format:
         self._geo: Geometry | None = None
-        self._resized: npt.NDArray[np.uint8] | None = None
-        self._color: npt.NDArray[np.uint8] | None = None
+        self._debayer: int | None = None  # cv2 colour-conversion code, Bayer formats only
+        self._color: npt.NDArray[np.uint8] | None = None  # its output buffer
+        self._resized: npt.NDArray[np.uint8] | None = None  # None: frame is input-sized
+        self._flip = False  # colour planes come in the reverse of the model's order
 
     def __call__(
         self, image: npt.NDArray[np.uint8], pixel_format: str
@@ -106,34 +109,30 @@ class HostPreprocessor:
         if key != self._key:
             self._prepare(image, pixel_format)
             self._key = key
-        geo, resized = self._geo, self._resized
-        assert geo is not None and resized is not None
-        code = _DEBAYER.get(pixel_format)
-        img = image if code is None else _u8(cv2.cvtColor(image, code, dst=self._color))
-        new_h, new_w = resized.shape[:2]
-        src: npt.NDArray[np.uint8] = resized
-        if (new_h, new_w) == img.shape[:2]:
-            src = img  # already the model's size: no resampling
-        else:
-            out = cv2.resize(img, (new_w, new_h), dst=resized, interpolation=cv2.INTER_LINEAR)
-            _into(out, resized)
+        geo = self._geo
+        assert geo is not None
+        img = image
+        if self._debayer is not None:
+            img = _u8(cv2.cvtColor(image, self._debayer, dst=self._color))
+        src = img
+        if self._resized is not None:
+            new_h, new_w = self._resized.shape[:2]
+            out = cv2.resize(img, (new_w, new_h), dst=self._resized, interpolation=cv2.INTER_LINEAR)
+            _into(out, self._resized)
+            src = self._resized
         px, py = int(geo.pad_x), int(geo.pad_y)
-        region = self._out[0, :, py : py + new_h, px : px + new_w]
-        if src.ndim == 2:
-            planes = [src] * 3
-        else:
-            planes = [_u8(p) for p in cv2.split(src)]
-            src_order = "RGB" if pixel_format == "RGB8" else "BGR"
-            if src_order != self.cfg.channel_order:
-                planes.reverse()
+        region = self._out[0, :, py : py + src.shape[0], px : px + src.shape[1]]
         if src.ndim == 2 and self._one_table:
             # Mono with the same normalisation on every channel: one plane, copied.
             _into(cv2.LUT(src, self._tables[0], dst=region[0]), region[0])
             np.copyto(region[1], region[0])
             np.copyto(region[2], region[0])
-        else:
-            for c in range(3):
-                _into(cv2.LUT(planes[c], self._tables[c], dst=region[c]), region[c])
+            return self._out, geo
+        planes = [src] * 3 if src.ndim == 2 else [_u8(p) for p in cv2.split(src)]
+        if self._flip:
+            planes.reverse()
+        for c in range(3):
+            _into(cv2.LUT(planes[c], self._tables[c], dst=region[c]), region[c])
         return self._out, geo
 
     def _prepare(self, image: npt.NDArray[np.uint8], pixel_format: str) -> None:
@@ -143,10 +142,14 @@ class HostPreprocessor:
         dst_h, dst_w = self.input_hw
         geo = fit(h, w, dst_h, dst_w, self.cfg.resize)
         new_w, new_h = round(geo.src_w * geo.scale_x), round(geo.src_h * geo.scale_y)
-        channels = 1 if pixel_format == "Mono8" else 3
-        shape = (new_h, new_w) if channels == 1 else (new_h, new_w, 3)
-        self._resized = np.empty(shape, np.uint8)
-        self._color = np.empty((h, w, 3), np.uint8) if pixel_format in _DEBAYER else None
+        mono = pixel_format == "Mono8"
+        self._debayer = _DEBAYER.get(pixel_format)
+        self._color = np.empty((h, w, 3), np.uint8) if self._debayer is not None else None
+        self._resized = None
+        if (new_h, new_w) != (h, w):
+            self._resized = np.empty((new_h, new_w) if mono else (new_h, new_w, 3), np.uint8)
+        src_order = "RGB" if pixel_format == "RGB8" else "BGR"
+        self._flip = not mono and src_order != self.cfg.channel_order
         self._geo = geo
         _fill_padding(self._out[0], self._pad, int(geo.pad_x), int(geo.pad_y), new_w, new_h)
 
