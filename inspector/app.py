@@ -23,7 +23,7 @@ from inspector.backends import create_backend
 from inspector.camera import open_camera
 from inspector.camera.base import Camera
 from inspector.config import Config, RecipeConfig, config_hash
-from inspector.engine.manifest import sha256_file
+from inspector.engine.manifest import model_sha256
 from inspector.errors import ConfigError, InspectorError, PlcError
 from inspector.inspect import LoadedModel, LoadedRecipe
 from inspector.ledger import Entry, ResultSink
@@ -45,7 +45,7 @@ def models_hash(cfg: Config) -> str:
     h = hashlib.sha256()
     for recipe in cfg.recipes:
         for m in recipe.models:
-            h.update(sha256_file(m.path).encode() if m.path.exists() else b"missing")
+            h.update(model_sha256(m.path).encode() if m.path.exists() else b"missing")
     return h.hexdigest()[:16]
 
 

@@ -42,9 +42,10 @@ def stopping() -> bool:
     return notify("STOPPING=1")
 
 
-def extend_timeout(seconds: float) -> bool:
-    """Ask systemd for more start time (long engine builds)."""
-    return notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}")
+def extend_timeout(seconds: float, status: str = "") -> bool:
+    """Ask systemd for more start time (long engine builds), optionally with a STATUS."""
+    usec = int(seconds * 1e6)
+    return notify(f"EXTEND_TIMEOUT_USEC={usec}" + (f"\nSTATUS={status}" if status else ""))
 
 
 def watchdog_interval_s() -> float | None:

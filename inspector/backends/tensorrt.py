@@ -22,20 +22,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from inspector import systemd
 from inspector.backends.base import Backend, ModelInfo, TensorSpec
 from inspector.config import ModelConfig
 from inspector.engine import cache
 from inspector.engine.bindings import BindingPlan, plan_bindings
 from inspector.engine.diagnose import diagnose
-from inspector.engine.manifest import Manifest, sha256_file
+from inspector.engine.manifest import Manifest, model_sha256
 from inspector.errors import BackendError, EngineError
 from inspector.logging import get_logger
 
 log = get_logger(__name__)
-
-#: systemd start-timeout extension per keepalive during a start-time build.
-BUILD_KEEPALIVE_S = 120.0
 
 
 class TensorRTBackend(Backend):
@@ -58,7 +54,7 @@ class TensorRTBackend(Backend):
         gpu_name, cc = cudart.device_properties(0)
         ecfg = self.model.engine
         target = cache.Target(
-            self.model.path.stem, self.model.path, sha256_file(self.model.path),
+            self.model.path.stem, self.model.path, model_sha256(self.model.path),
             str(trt.__version__), gpu_name, cc, ecfg.precision, ecfg.dla_core,
         )  # fmt: skip
         decision = cache.decide(ecfg.dir, target, build_on_start=ecfg.build_on_start)
@@ -79,7 +75,7 @@ class TensorRTBackend(Backend):
             raise
 
     def _build_on_start(self) -> None:
-        from inspector.engine.build import build_engine, toolchain
+        from inspector.engine.build import build_engine, systemd_keepalive, toolchain
         from inspector.engine.options import BuildRequest
 
         ecfg = self.model.engine
@@ -89,14 +85,10 @@ class TensorRTBackend(Backend):
             onnx=self.model.path, out_dir=ecfg.dir, precision=ecfg.precision,
             dla_core=ecfg.dla_core, workspace_mib=ecfg.workspace_mib, timing_cache=timing,
         )  # fmt: skip
-
-        def keepalive(status: str) -> None:
-            systemd.notify(f"EXTEND_TIMEOUT_USEC={int(BUILD_KEEPALIVE_S * 1e6)}\nSTATUS={status}")
-
-        keepalive("building TensorRT engine")
+        systemd_keepalive("building TensorRT engine")
         build_engine(
             request, tools, model=self.model, golden_dir=ecfg.dir / "golden",
-            run_golden_check=ecfg.golden_check, keepalive=keepalive,
+            run_golden_check=ecfg.golden_check, keepalive=systemd_keepalive,
         )  # fmt: skip
 
     @classmethod

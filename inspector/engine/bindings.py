@@ -14,6 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
+from inspector.engine.options import Shape
 from inspector.errors import EngineError
 
 #: TensorRT ``DataType`` member names → numpy dtype names (host buffers).
@@ -26,7 +29,6 @@ NUMPY_DTYPES: dict[str, str] = {
     "INT64": "int64",
     "BOOL": "bool",
 }
-_ITEMSIZE = {"float32": 4, "float16": 2, "int8": 1, "uint8": 1, "int32": 4, "int64": 8, "bool": 1}
 
 
 class EngineLike(Protocol):
@@ -48,9 +50,6 @@ class ContextLike(Protocol):
 
     def set_input_shape(self, name: str, shape: Any) -> bool: ...
     def get_tensor_shape(self, name: str) -> Any: ...
-
-
-Shape = tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +74,7 @@ class Binding:
 
     @property
     def nbytes(self) -> int:
-        return math.prod(self.shape) * _ITEMSIZE[self.dtype]
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
 @dataclass(frozen=True, slots=True)

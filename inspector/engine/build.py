@@ -20,16 +20,16 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
-from inspector import __version__
+from inspector import __version__, systemd
 from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig, RulesConfig
 from inspector.engine import cache, golden
 from inspector.engine.manifest import (
     Manifest,
     atomic_write,
+    model_sha256,
     read_l4t_release,
     sha256_bytes,
-    sha256_file,
 )
 from inspector.engine.manifest import write_manifest as write_manifest_file
 from inspector.engine.options import (
@@ -43,6 +43,15 @@ from inspector.engine.options import (
 from inspector.engine.progress import BuildProgress
 from inspector.errors import EngineError, InspectorError
 from inspector.preprocess.geometry import Geometry
+
+#: systemd start-timeout extension per keepalive during a build.
+BUILD_KEEPALIVE_S = 120.0
+
+
+def systemd_keepalive(status: str) -> None:
+    """``build_engine``'s ``keepalive`` under systemd: extend the start timeout by
+    ``BUILD_KEEPALIVE_S`` and show ``status``."""
+    systemd.extend_timeout(BUILD_KEEPALIVE_S, status)
 
 
 class Runner(Protocol):
@@ -170,7 +179,7 @@ def build_engine(
         ]
         if not calib:
             raise EngineError(f"no calibration images in {request.calib_images}")
-    onnx_sha = sha256_file(request.onnx)
+    onnx_sha = model_sha256(request.onnx)
     progress = BuildProgress(out, keepalive=keepalive)
     t0 = time.monotonic_ns()
     data = tools.compile(request, plan, profiles, progress, calib)

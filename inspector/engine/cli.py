@@ -16,7 +16,7 @@ from typing import Any
 
 from inspector.config import ModelConfig, RulesConfig, load_config
 from inspector.engine import cache
-from inspector.engine.manifest import manifest_path, read_manifest, read_verified_plan
+from inspector.engine.manifest import manifest_path, read_manifest, sha256_bytes
 from inspector.engine.options import BuildRequest, parse_shapes
 from inspector.errors import ConfigError, EngineError
 
@@ -118,8 +118,7 @@ def _model_from_config(
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from inspector import systemd
-    from inspector.engine.build import build_engine, toolchain
+    from inspector.engine.build import build_engine, systemd_keepalive, toolchain
 
     onnx: Path = args.onnx
     if not onnx.is_file():
@@ -142,7 +141,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     plan, manifest = build_engine(
         request, tools, model=model, rules=rules, golden_dir=args.golden or args.out / "golden",
         run_golden_check=not args.no_golden,
-        keepalive=lambda status: systemd.notify(f"EXTEND_TIMEOUT_USEC=120000000\nSTATUS={status}"),
+        keepalive=systemd_keepalive,
     )  # fmt: skip
     print(f"wrote {plan} ({manifest.build_seconds:.0f}s build) and {manifest_path(plan).name}")
     return 0
@@ -156,13 +155,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise ConfigError(f"{plan}: no such plan file")
     mpath = manifest_path(plan)
     manifest = read_manifest(mpath) if mpath.is_file() else None
-    lines, verified = describe_manifest(plan, manifest)
+    try:  # read once: the bytes hashed are the bytes deserialised
+        data = plan.read_bytes()
+    except OSError as exc:
+        raise EngineError(f"cannot read {plan}: {exc.strerror}") from exc
+    lines, verified = describe_manifest(plan, manifest, sha256_bytes(data))
     print("\n".join(lines))
     if manifest is not None and not verified:
         raise EngineError(f"{plan} does not match its manifest; not deserialising it")
     if manifest is None and not args.unverified:
         raise EngineError(f"{plan} has no manifest; pass --unverified to load it anyway")
-    data = read_verified_plan(plan, manifest) if manifest is not None else plan.read_bytes()
     for line in _describe_with_tensorrt(data):
         print(line)
     return 0

@@ -11,14 +11,13 @@ from collections import Counter
 from pathlib import Path
 
 from inspector.engine.bindings import EngineLike, discover
-from inspector.engine.manifest import Manifest, sha256_file
+from inspector.engine.manifest import Manifest
 
 
-def describe_manifest(plan: Path, manifest: Manifest | None) -> tuple[list[str], bool]:
-    """Manifest lines and whether the plan's SHA-256 matches it."""
+def describe_manifest(plan: Path, manifest: Manifest | None, actual: str) -> tuple[list[str], bool]:
+    """Manifest lines and whether ``actual`` (the plan's SHA-256) matches it."""
     if manifest is None:
         return [f"{plan.name}: no manifest ({plan.name}.json): provenance unknown"], False
-    actual = sha256_file(plan)
     ok = actual == manifest.plan_sha256
     lines = [
         f"plan         {plan}",

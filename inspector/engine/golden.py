@@ -20,13 +20,12 @@ import numpy as np
 import numpy.typing as npt
 
 from inspector.config import PreprocessConfig
-from inspector.errors import EngineError
+from inspector.errors import CameraError, EngineError
 from inspector.preprocess.geometry import Geometry
 
 Tensor = npt.NDArray[np.float32]
 Runner = Callable[[Tensor], list[Tensor]]
 VerdictOf = Callable[[list[Tensor], Geometry], Any]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,18 +214,18 @@ def golden_inputs(
 def folder_inputs(
     folder: Path, input_hw: tuple[int, int], cfg: PreprocessConfig
 ) -> list[tuple[str, Tensor, Geometry]]:
-    """Every image of ``folder`` (name order), preprocessed as the daemon would."""
-    import cv2
-
+    """Every image of ``folder`` (name order), read and preprocessed as the daemon would."""
+    from inspector.camera.folder import list_images, read_image
     from inspector.preprocess.cpu import preprocess
 
     if not folder.is_dir():
         return []
     out = []
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        read = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if read is None:
-            raise EngineError(f"image {path} cannot be read")
-        tensor, geo = preprocess(np.asarray(read, np.uint8), "BGR8", input_hw, cfg)
+    for path in list_images(folder):
+        try:
+            image = read_image(path, "BGR8")
+        except CameraError as exc:
+            raise EngineError(f"image {path} cannot be read") from exc
+        tensor, geo = preprocess(image, "BGR8", input_hw, cfg)
         out.append((path.name, tensor, geo))
     return out

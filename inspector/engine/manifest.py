@@ -88,6 +88,33 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+_MODEL_SHA256: dict[tuple[Path, int, int], str] = {}
+
+
+def _model_key(path: Path) -> tuple[Path, int, int]:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise EngineError(f"cannot read {path}: {exc.strerror}") from exc
+    return path.resolve(), st.st_size, st.st_mtime_ns
+
+
+def model_sha256(path: Path) -> str:
+    """``sha256_file`` of a MODEL file, remembered while its path, size and mtime stay.
+
+    One ONNX is hashed for the config fingerprint, the engine cache and a build; this
+    reads it once per process. Never use it for plans: their hash is a tamper check
+    and is recomputed every time.
+    """
+    key = _model_key(path)
+    digest = _MODEL_SHA256.get(key)
+    if digest is None:
+        digest = sha256_file(path)
+        if _model_key(path) == key:  # not remembered if the file changed while read
+            _MODEL_SHA256[key] = digest
+    return digest
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` so that ``path`` is either the old file or the whole new one.
 

@@ -40,7 +40,7 @@ def import_tensorrt() -> Any:
     return tensorrt
 
 
-def make_logger(trt: Any, *, echo: bool = False) -> Any:
+def make_logger(trt: Any) -> Any:
     """A ``trt.ILogger`` that keeps every message of severity WARNING or worse."""
 
     class CapturingLogger(trt.ILogger):  # type: ignore[misc]  # base class is untyped
@@ -53,12 +53,6 @@ def make_logger(trt: Any, *, echo: bool = False) -> Any:
             if int(severity) <= int(trt.ILogger.Severity.WARNING):
                 with self._lock:
                     self.messages.append(str(msg))
-                if echo:
-                    print(f"[TensorRT] {msg}", flush=True)
-
-        def clear(self) -> None:
-            with self._lock:
-                self.messages.clear()
 
     return CapturingLogger()
 
