@@ -18,7 +18,7 @@ Sequence rules (docs/plc.md, "Sequences"):
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from inspector.plc.protocol import (
     ERR_RESULT_OVERFLOW,
@@ -33,6 +33,8 @@ from inspector.plc.protocol import (
 )
 from inspector.types import PartResult, PlcVerdict
 
+MAX_IN_FLIGHT = 1024  # submitted, unanswered triggers remembered; the oldest go first
+
 
 @dataclass(frozen=True, slots=True)
 class NewPart:
@@ -40,7 +42,6 @@ class NewPart:
 
     trigger_seq: int
     part_id: int
-    recipe_id: int
 
 
 @dataclass(slots=True)
@@ -79,19 +80,16 @@ class Handshake:
         result_queue: int = 8,
         config_crc: int = 0,
         heartbeat_timeout_ns: int = 1_000_000_000,
-        max_in_flight: int = 1024,
     ) -> None:
         self.result_queue = result_queue
         self.config_crc = config_crc & 0xFFFF
         self.heartbeat_timeout_ns = heartbeat_timeout_ns
-        self.max_in_flight = max_in_flight
         self.synced = False
         self.enabled = False
         self.recipe_id = 0
         self.recipe_ok = True
         self.latched_error = 0  # link faults, cleared by COMMAND 1
         self.missed_triggers = 0
-        self.dropped_results = 0  # stale or overflowing results never shown to the PLC
         self.vision_heartbeat = 0
         self._last_seq = 0
         self._trigger_ack_seq = 0
@@ -142,9 +140,9 @@ class Handshake:
                 return step
             self.missed_triggers += dist - 1
             self._last_seq = self._trigger_ack_seq = inp.trigger_seq
-            step.parts.append(NewPart(inp.trigger_seq, inp.part_id, inp.recipe_id))
+            step.parts.append(NewPart(inp.trigger_seq, inp.part_id))
             self._in_flight[inp.trigger_seq] = inp.part_id
-            while len(self._in_flight) > self.max_in_flight:
+            while len(self._in_flight) > MAX_IN_FLIGHT:
                 del self._in_flight[next(iter(self._in_flight))]
         return step
 
@@ -152,17 +150,14 @@ class Handshake:
         """False once PLC_HEARTBEAT has not moved for the heartbeat timeout."""
         return now_ns - self._plc_hb_ns <= self.heartbeat_timeout_ns
 
-    def lost(self, error_code: int = 0) -> None:
+    def lost(self) -> None:
         """The link dropped or the PLC went silent: resync at the next read."""
         self.synced = False
-        if error_code:
-            self.latched_error = error_code
 
     def _resync(self, inp: PlcInputs) -> None:
         """Adopt the PLC's current sequences; forget everything in flight (it is stale)."""
         self._last_seq = self._trigger_ack_seq = inp.trigger_seq
         self._command_seq = inp.command_seq
-        self.dropped_results += len(self._queue)
         self._in_flight.clear()
         self._queue.clear()
         self._presented = False
@@ -182,11 +177,9 @@ class Handshake:
         """Queue a finished part; False when dropped (stale, foreign, or queue full)."""
         trig = result.trigger
         if self._in_flight.get(trig.trigger_seq) != trig.part_id:
-            self.dropped_results += 1  # from before a resync, or never ours
-            return False
+            return False  # from before a resync, or never ours
         del self._in_flight[trig.trigger_seq]
         if len(self._queue) >= self.result_queue:
-            self.dropped_results += 1
             self.latched_error = ERR_RESULT_OVERFLOW
             return False
         v = result.verdict
@@ -201,10 +194,6 @@ class Handshake:
             )
         )
         return True
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
 
     @property
     def pending(self) -> int:
@@ -233,14 +222,9 @@ class Handshake:
                 cycle_time=head.cycle_time,
             )
             deadline = head.deadline_ns
-        block = ResultBlock(
+        block = replace(
+            self._shown,
             trigger_ack_seq=self._trigger_ack_seq,
-            result_seq=self._shown.result_seq,
-            result_trigger_seq=self._shown.result_trigger_seq,
-            result_part_id=self._shown.result_part_id,
-            verdict=self._shown.verdict,
-            defect_code=self._shown.defect_code,
-            cycle_time=self._shown.cycle_time,
             missed_triggers=self.missed_triggers,
             pending_results=len(self._queue),
             config_crc=self.config_crc,

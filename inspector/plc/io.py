@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
 from inspector import metrics
 from inspector.errors import PlcError
@@ -42,10 +42,35 @@ class LinkIo(Protocol):
     async def shutdown(self) -> None: ...
 
 
-async def _wait_event(wake: asyncio.Event, timeout_s: float) -> None:
+async def wait_event(wake: asyncio.Event, timeout_s: float) -> None:
+    """Wait until ``wake`` is set or ``timeout_s`` passed, then clear it."""
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(wake.wait(), timeout_s)
     wake.clear()
+
+
+async def serve_blocks(
+    host: str,
+    port: int,
+    *,
+    unit_id: int,
+    in_base: int,
+    out_base: int,
+    action: SimAction,
+) -> tuple[Any, int]:
+    """Serve blocks A and B (zeroed holding registers) over Modbus TCP in the background;
+    ``action`` is pymodbus' SimDevice action, awaited on every request. Return the
+    server and its bound port (port 0 picks one).
+    """
+    size = max(in_base + BLOCK_A_LEN, out_base + BLOCK_B_LEN)
+    device = SimDevice(
+        id=unit_id,
+        simdata=[SimData(0, count=size, values=0, datatype=DataType.REGISTERS)],
+        action=action,
+    )
+    server: Any = ModbusTcpServer(device, address=(host, port))
+    await server.serve_forever(background=True)
+    return server, server.transport.sockets[0].getsockname()[1]
 
 
 def _observe(op: str, t0_ns: int) -> None:
@@ -105,7 +130,7 @@ class ClientIo:
         _observe("write", t0)
 
     async def wait(self, wake: asyncio.Event, timeout_s: float) -> None:
-        await _wait_event(wake, timeout_s)
+        await wait_event(wake, timeout_s)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -143,16 +168,14 @@ class ServerIo:
     async def open(self) -> None:
         if self._server is not None:
             return
-        size = max(self.in_base + BLOCK_A_LEN, self.out_base + BLOCK_B_LEN)
-        device = SimDevice(
-            id=self.unit_id,
-            simdata=[SimData(0, count=size, values=0, datatype=DataType.REGISTERS)],
+        self._server, self.bound_port = await serve_blocks(
+            self.host,
+            self.port,
+            unit_id=self.unit_id,
+            in_base=self.in_base,
+            out_base=self.out_base,
             action=self._on_access,
         )
-        server: Any = ModbusTcpServer(device, address=(self.host, self.port))
-        await server.serve_forever(background=True)
-        self._server = server
-        self.bound_port = server.transport.sockets[0].getsockname()[1]
 
     async def read_a(self) -> list[int]:
         words = await self._server.async_getValues(
@@ -165,7 +188,7 @@ class ServerIo:
 
     async def wait(self, wake: asyncio.Event, timeout_s: float) -> None:
         self._wake = wake
-        await _wait_event(wake, timeout_s)
+        await wait_event(wake, timeout_s)
 
     async def close(self) -> None:
         """Nothing to drop: the PLC reconnects to us; the link resyncs on its heartbeat."""

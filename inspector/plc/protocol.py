@@ -10,6 +10,7 @@ shared by both roles of ``link.py``. ``docs/plc.md`` has the map and the timing.
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,7 +60,6 @@ class B(enum.IntEnum):
 BLOCK_B_LEN = 15
 RESULT_FIRST = B.TRIGGER_ACK_SEQ  # the result block: one FC16 of offsets 3..14
 RESULT_LEN = BLOCK_B_LEN - RESULT_FIRST
-STATUS_LEN = 3  # heartbeat, state, error code: one FC16 of offsets 0..2
 
 
 class State(enum.IntEnum):
@@ -86,25 +86,31 @@ ERR_UNKNOWN_RECIPE = 401  # RECIPE_ID names no recipe of the config
 
 
 # ---------------------------------------------------------------------- encoding
-def crc16_modbus(words: Sequence[int]) -> int:
-    """CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF) over the words, high byte first."""
-    crc = 0xFFFF
-    for w in words:
-        for byte in ((w >> 8) & 0xFF, w & 0xFF):
-            crc ^= byte
-            for _ in range(8):
-                crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
+def _crc_table() -> tuple[int, ...]:
+    """The 256 entries of CRC-16/MODBUS (poly 0xA001 reflected), one per byte value."""
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_TABLE = _crc_table()
 
 
 def crc16_bytes(data: bytes) -> int:
     """CRC-16/MODBUS of raw bytes (the standard check value of b'123456789' is 0x4B37)."""
     crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    for b in data:
+        crc = (crc >> 8) ^ _TABLE[(crc ^ b) & 0xFF]
     return crc
+
+
+def crc16_modbus(words: Sequence[int]) -> int:
+    """CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF) over the words, high byte first."""
+    return crc16_bytes(struct.pack(f">{len(words)}H", *(w & 0xFFFF for w in words)))
 
 
 def split_u32(value: int) -> tuple[int, int]:

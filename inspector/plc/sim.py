@@ -19,7 +19,6 @@ restart it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import threading
 import time
@@ -28,15 +27,11 @@ from typing import Any, Literal
 
 from inspector.config import PlcConfig
 from inspector.plc.plc_program import Counts, PlcModel
-from inspector.plc.protocol import (
-    BLOCK_A_LEN,
-    BLOCK_B_LEN,
-    RESULT_FIRST,
-    State,
-)
+from inspector.plc.protocol import BLOCK_B_LEN, RESULT_FIRST, State
 
 DaemonRole = Literal["client", "server"]
 HEARTBEAT_NS = 50_000_000  # the PLC's heartbeat: 20 Hz
+SCAN_S = 0.001  # the PLC scan, cut short by a result to judge or a ``call``
 
 
 class PlcSimulator:
@@ -64,7 +59,6 @@ class PlcSimulator:
         deadline_ms: float = 100.0,
         first_part_id: int = 1,
         recipe_id: int = 1,
-        scan_ms: float = 1.0,
         triggering: bool = True,
         wait_ready: bool = True,
     ) -> None:
@@ -72,7 +66,6 @@ class PlcSimulator:
         self.in_base, self.out_base = in_base, out_base
         self.period_ns = int(1e9 / rate_hz)
         self.parts = parts
-        self.scan_s = scan_ms / 1000
         self.triggering = triggering
         self.wait_ready = wait_ready
         self.model = PlcModel(
@@ -171,12 +164,6 @@ class PlcSimulator:
         if self.parts is not None and m.counts.triggered >= self.parts and not m.fifo:
             self.done.set()
 
-    async def _sleep(self) -> None:
-        assert self._wake is not None
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.scan_s)
-        self._wake.clear()
-
     def _finished(self) -> bool:
         return self._stop.is_set() or (self.done.is_set() and self._thread is None)
 
@@ -209,28 +196,29 @@ class PlcSimulator:
             self._wake.set()  # write the ack now, not at the next scan
 
     async def _serve(self) -> None:
-        from pymodbus.server import ModbusTcpServer
-        from pymodbus.simulator import DataType, SimData, SimDevice
+        from inspector.plc.io import FC_WRITE_MULTIPLE, serve_blocks, wait_event
 
-        size = max(self.in_base + BLOCK_A_LEN, self.out_base + BLOCK_B_LEN)
-        device = SimDevice(
-            id=self.unit_id,
-            simdata=[SimData(0, count=size, values=0, datatype=DataType.REGISTERS)],
+        assert self._wake is not None
+        server, self.bound_port = await serve_blocks(
+            self.host,
+            self.port,
+            unit_id=self.unit_id,
+            in_base=self.in_base,
+            out_base=self.out_base,
             action=self._on_access,
         )
-        server: Any = ModbusTcpServer(device, address=(self.host, self.port))
-        await server.serve_forever(background=True)
         try:
-            self.bound_port = server.transport.sockets[0].getsockname()[1]
             self.ready.set()
             written: list[int] | None = None
             while not self._finished():
                 self._scan(time.monotonic_ns())
                 words = self.model.inputs.encode()
                 if words != written:
-                    await server.async_setValues(self.unit_id, 16, self.in_base, words)
+                    await server.async_setValues(
+                        self.unit_id, FC_WRITE_MULTIPLE, self.in_base, words
+                    )
                     written = words
-                await self._sleep()
+                await wait_event(self._wake, SCAN_S)
         finally:
             await server.shutdown()
 
@@ -256,6 +244,9 @@ class PlcSimulator:
                 client.close()
 
     async def _poll_session(self, client: Any) -> None:
+        from inspector.plc.io import wait_event
+
+        assert self._wake is not None
         written: list[int] | None = None
         while not self._finished():
             self._scan(time.monotonic_ns())
@@ -272,7 +263,7 @@ class PlcSimulator:
                 raise RuntimeError(f"daemon refused block B: {rr}")
             self.model.status = list(rr.registers[:RESULT_FIRST])
             self.model.on_result_words(list(rr.registers[RESULT_FIRST:]), time.monotonic_ns())
-            await self._sleep()
+            await wait_event(self._wake, SCAN_S)
 
 
 def start_embedded(cfg: PlcConfig) -> tuple[PlcSimulator, PlcConfig]:

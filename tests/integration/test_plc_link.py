@@ -121,6 +121,12 @@ def results(sim: PlcSimulator) -> int:
     return sim.counts().results
 
 
+def status(sim: PlcSimulator) -> list[int]:
+    """The status words (VISION_HEARTBEAT, STATE, ERROR_CODE) the PLC last received."""
+    out: list[int] = sim.call(lambda m: list(m.status))
+    return out
+
+
 def test_trigger_jump_counts_missed_and_rejects_the_skipped_parts(
     manual_sim: PlcSimulator,
 ) -> None:
@@ -181,19 +187,14 @@ def test_stale_trigger_after_reconnect_is_never_processed(manual_sim: PlcSimulat
 
 def test_result_queue_overflow_is_a_fault_the_plc_sees(manual_sim: PlcSimulator) -> None:
     running = RunningLink(client_cfg(manual_sim.bound_port or 0, result_queue=3)).start()
-
-    def status() -> list[int]:
-        out: list[int] = manual_sim.call(lambda m: list(m.status))
-        return out
-
     try:
         wait_for(lambda: running.link.handshake.synced, what="link up")
-        wait_for(lambda: status()[1] == State.READY, what="STATE ready")
+        wait_for(lambda: status(manual_sim)[1] == State.READY, what="STATE ready")
         manual_sim.call(lambda m: setattr(m, "ack_results", False))  # PLC stops consuming
         for k in range(1, 6):
             trigger(manual_sim)
             wait_for(lambda k=k: len(running.pipeline.results) == k)
-        wait_for(lambda: status()[1:] == [State.FAULT, ERR_RESULT_OVERFLOW], what="fault")
+        wait_for(lambda: status(manual_sim)[1:] == [State.FAULT, ERR_RESULT_OVERFLOW], what="fault")
 
         def resume(m: PlcModel) -> None:
             m.ack_results = True
@@ -201,7 +202,7 @@ def test_result_queue_overflow_is_a_fault_the_plc_sees(manual_sim: PlcSimulator)
             m.command(Command.CLEAR_FAULT)
 
         manual_sim.call(resume)
-        wait_for(lambda: status()[2] == 0, what="fault cleared")
+        wait_for(lambda: status(manual_sim)[2] == 0, what="fault cleared")
         wait_for(lambda: results(manual_sim) == 3, what="queued results")
         counts = manual_sim.counts()
     finally:
@@ -284,18 +285,15 @@ def test_embedded_simulator_from_config() -> None:
 
 def test_heartbeat_and_state_reach_the_plc(manual_sim: PlcSimulator) -> None:
     running = RunningLink(client_cfg(manual_sim.bound_port or 0)).start()
-
-    def status() -> list[int]:
-        out: list[int] = manual_sim.call(lambda m: list(m.status))
-        return out
-
     try:
-        wait_for(lambda: status()[1] == State.READY, what="STATE ready")
-        first = status()[0]
-        wait_for(lambda: status()[0] >= first + 2, what="VISION_HEARTBEAT moving while idle")
+        wait_for(lambda: status(manual_sim)[1] == State.READY, what="STATE ready")
+        first = status(manual_sim)[0]
+        wait_for(
+            lambda: status(manual_sim)[0] >= first + 2, what="VISION_HEARTBEAT moving while idle"
+        )
     finally:
         running.stop()
-    assert status()[1] == State.OFFLINE  # an orderly stop says so
+    assert status(manual_sim)[1] == State.OFFLINE  # an orderly stop says so
 
 
 def test_server_role_plc_restarted_mid_run() -> None:
