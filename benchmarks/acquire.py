@@ -27,6 +27,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,23 @@ def burst(cam: GenicamCamera, step: Callable[[], object], out: list[float]) -> N
         t0 = time.perf_counter_ns()
         step()
         out.append((time.perf_counter_ns() - t0) / 1e3)
+
+
+def paired_us(
+    first: Callable[[], object], second: Callable[[], object], runs: int
+) -> tuple[list[float], list[float]]:
+    """Time ``first`` then ``second``, back to back, ``runs`` times; µs per call each."""
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        first()
+        t1 = time.perf_counter_ns()
+        second()
+        t2 = time.perf_counter_ns()
+        a.append((t1 - t0) / 1e3)
+        b.append((t2 - t1) / 1e3)
+    return a, b
 
 
 def device_table(cti: Path, frames: int, size: int, pixel_format: str) -> None:
@@ -104,16 +122,9 @@ def convert_table(repeats: int) -> None:
     for fmt, depth in (("Mono8", 8), ("BayerRG8", 8), ("Mono12", 12), ("BayerRG12", 12)):
         dtype = np.uint8 if depth == 8 else np.uint16
         data = rng.integers(0, 2**depth, w * h, dtype=dtype)
-        copies: list[float] = []
-        converts: list[float] = []
-        for _ in range(repeats):
-            t0 = time.perf_counter_ns()
-            np.copy(data)
-            t1 = time.perf_counter_ns()
-            convert(data, w, h, fmt)
-            t2 = time.perf_counter_ns()
-            copies.append((t1 - t0) / 1e3)
-            converts.append((t2 - t1) / 1e3)
+        copies, converts = paired_us(
+            partial(np.copy, data), partial(convert, data, w, h, fmt), repeats
+        )
         base = pct(copies, 50)
         print(
             f"  {fmt:<10} copy p50 {base:8.1f} µs | convert p50 {pct(converts, 50):8.1f} µs "
@@ -125,16 +136,11 @@ def convert_table(repeats: int) -> None:
         nbytes = w * h * 5 // 4 if fmt == "Mono10p" else w * h * 3 // 2
         packed = rng.integers(0, 256, nbytes, dtype=np.uint8)
         proxy = Dictionary.get_proxy(symbolic=fmt)
-        harvesters_way: list[float] = []
-        ours: list[float] = []
-        for _ in range(max(3, repeats // 5)):
-            t0 = time.perf_counter_ns()
-            convert(proxy.expand(packed), w, h, fmt)
-            t1 = time.perf_counter_ns()
-            convert_raw(packed, w, h, fmt)
-            t2 = time.perf_counter_ns()
-            harvesters_way.append((t1 - t0) / 1e3)
-            ours.append((t2 - t1) / 1e3)
+        harvesters_way, ours = paired_us(
+            lambda: convert(proxy.expand(packed), w, h, fmt),  # noqa: B023  # called here
+            partial(convert_raw, packed, w, h, fmt),
+            max(3, repeats // 5),
+        )
         base = pct(harvesters_way, 50)
         print(
             f"  {fmt:<12} harvesters expand+convert p50 {base:8.1f} µs | convert_raw p50 "

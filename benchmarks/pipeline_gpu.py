@@ -196,22 +196,16 @@ def cpu_path(
 def device_costs(stage: Any, fmt: str, shape: tuple[int, ...], n: int = 200) -> dict[str, float]:
     """Device time per op, back to back on the pipeline stream (µs): the fused kernel,
     the staging copy into the model input, the candidate filter, a graph replay."""
-    import ctypes
-
     from inspector.gpu import driver as cu
-    from inspector.preprocess.cuda import _BLOCK
 
     pre = stage._preprocessor(Frame(np.empty((0,), np.uint8), fmt, 0, 0), shape)
     stream, backend = stage.stream, stage.backend
     start, end = cu.event_create(), cu.event_create()
     slot = pre._slots[0]
     pre._arg_src.value = slot.device
-    pre._arg_dst.value = backend.input_ptr
     outs = backend.run_on_stream()
     ops = {
-        "kernel": lambda: cu.launch(
-            pre._fn, pre._grid, _BLOCK, stream, ctypes.addressof(pre._argv)
-        ),
+        "kernel": lambda: pre._launch(backend.input_ptr, stream),
         "input_copy": (
             lambda: cu.copy_dtod_async(backend.input_ptr, slot.staged, pre._input_nbytes, stream)
         )

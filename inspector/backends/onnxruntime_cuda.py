@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import Backend, ModelInfo, TensorSpec
+from inspector.backends.base import Backend, ModelInfo
+from inspector.backends.onnxruntime import _ORT_DTYPES, _spec
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
 from inspector.gpu import driver as cu
-
-_DTYPES = {"tensor(float)": (np.float32, "float32"), "tensor(float16)": (np.float16, "float16")}
 
 
 class OnnxRuntimeCudaBackend(Backend):
@@ -61,8 +60,7 @@ class OnnxRuntimeCudaBackend(Backend):
         if any(not all(isinstance(d, int) for d in a.shape) for a in (*ins, *outs)):
             raise BackendError("onnxruntime_cuda needs static input and output shapes")
         self._info = ModelInfo(
-            inputs=tuple(TensorSpec(a.name, tuple(a.shape), _DTYPES[a.type][1]) for a in ins),
-            outputs=tuple(TensorSpec(a.name, tuple(a.shape), _DTYPES[a.type][1]) for a in outs),
+            inputs=tuple(_spec(a) for a in ins), outputs=tuple(_spec(a) for a in outs)
         )
         self._binding = self._session.io_binding()
         self._out_host: list[npt.NDArray[Any]] = []
@@ -70,14 +68,14 @@ class OnnxRuntimeCudaBackend(Backend):
             self.input_ptr = self._bind(arg, bind)
         for arg in outs:
             self._bind(arg, self._binding.bind_output)
-            self._out_host.append(np.empty(arg.shape, _DTYPES[arg.type][0]))
+            self._out_host.append(np.empty(arg.shape, _ORT_DTYPES[arg.type]))
 
     def _bind(self, arg: Any, bind: Any) -> int:
-        np_dtype = _DTYPES[arg.type][0]
-        nbytes = int(np.prod(arg.shape)) * np.dtype(np_dtype).itemsize
+        np_dtype = np.dtype(_ORT_DTYPES[arg.type])
+        nbytes = int(np.prod(arg.shape)) * np_dtype.itemsize
         ptr = cu.mem_alloc(nbytes)
         self._buffers.append(ptr)
-        bind(arg.name, "cuda", self._device, np_dtype, list(arg.shape), ptr)
+        bind(arg.name, "cuda", self._device, np_dtype.type, list(arg.shape), ptr)
         return ptr
 
     @property

@@ -116,17 +116,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_features(args: argparse.Namespace) -> int:
     """Open the device without acquiring, apply the feature set, dump the tree."""
-    from harvesters.core import Harvester
-
-    from inspector.camera.genicam_nodes import apply_features, choose_device, resolve_cti
+    from inspector.camera.genicam_nodes import apply_features, choose_device, open_harvester
 
     cfg = camera_config(args)
-    harvester = Harvester()
+    harvester = open_harvester(cfg.cti)
     acquirer = None
     try:
-        for path in resolve_cti(cfg.cti):
-            harvester.add_file(str(path), check_existence=True)
-        harvester.update()
         acquirer = harvester.create(choose_device(harvester.device_info_list, cfg))
         node_map = acquirer.remote_device.node_map
         apply_features(node_map, cfg.features)

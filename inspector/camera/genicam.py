@@ -45,7 +45,7 @@ from inspector.camera.genicam_nodes import (
     choose_device,
     describe_device,
     feature_names,
-    resolve_cti,
+    open_harvester,
     trigger_features,
 )
 from inspector.config import GenicamCameraConfig
@@ -156,6 +156,7 @@ class GenicamCamera:
         self._harvester: Any = None
         self._acquirer: Any = None
         self._temperature_node: str | None = None
+        self._trigger_software: Any = None  # the TriggerSoftware node (software trigger)
         self._geometry: tuple[int, int, str] = (0, 0, "")  # Width, Height, PixelFormat
         self._pixel_format_names: dict[int, str] = {}
         self._image_payload_types: set[int] = set()
@@ -228,8 +229,8 @@ class GenicamCamera:
                 if self.cfg.trigger_mode == "free_run":
                     self._drain()  # the next exposure, not one queued before the trigger
                     return self._fetch_frame(trigger, deadline_ns)
-                if self.cfg.trigger_mode == "software":
-                    self._acquirer.remote_device.node_map.get_node("TriggerSoftware").execute()
+                if self._trigger_software is not None:
+                    self._trigger_software.execute()
                 return self._grab_matched(trigger, deadline_ns)
             except CameraError:
                 raise
@@ -353,7 +354,7 @@ class GenicamCamera:
 
     def _connect(self) -> None:
         """Producer → device → features → acquisition. Caller holds the lock."""
-        from harvesters.core import Callback, Harvester, ImageAcquirer
+        from harvesters.core import Callback, ImageAcquirer
 
         stats = self.stats
 
@@ -361,10 +362,7 @@ class GenicamCamera:
             def emit(self, context: object = None) -> None:
                 stats.damaged()
 
-        self._harvester = Harvester()
-        for cti in resolve_cti(self.cfg.cti):
-            self._harvester.add_file(str(cti), check_existence=True)
-        self._harvester.update()
+        self._harvester = open_harvester(self.cfg.cti)
         info = choose_device(self._harvester.device_info_list, self.cfg)
         try:
             self._acquirer = self._harvester.create(info)
@@ -373,6 +371,8 @@ class GenicamCamera:
         node_map = self._acquirer.remote_device.node_map
         apply_features(node_map, trigger_features(node_map, self.cfg.trigger_mode))
         apply_features(node_map, self.cfg.features)
+        if self.cfg.trigger_mode == "software":  # trigger_features checked it exists
+            self._trigger_software = node_map.get_node("TriggerSoftware")
         self._acquirer.num_buffers = self.cfg.num_buffers
         self._acquirer.add_callback(ImageAcquirer.Events.INCOMPLETE_BUFFER, _CountIncomplete())
         names = set(feature_names(node_map))
@@ -407,6 +407,7 @@ class GenicamCamera:
         """Stop, destroy and reset whatever exists; never raises. Caller holds the lock."""
         ia, self._acquirer = self._acquirer, None
         h, self._harvester = self._harvester, None
+        self._trigger_software = None
         # destroy() stops acquisition first; reset() unloads the producer.
         for step, call in (("destroy", ia and ia.destroy), ("reset", h and h.reset)):
             if call is None:

@@ -1,14 +1,16 @@
 """Device discovery and GenICam node-map helpers for the harvesters source (step 2).
 
-Pure functions over harvesters' device-info and node-map objects: which producer files
-to load, which device to open, and how to apply a feature set so that a misspelled or
-unwritable feature fails at start with the close matches among the device's nodes.
+Functions over harvesters' device-info and node-map objects: which producer files to
+load (``open_harvester`` loads them), which device to open, and how to apply a feature
+set so that a misspelled or unwritable feature fails at start with the close matches
+among the device's nodes.
 ``camera/genicam.py`` uses them at every (re)open; ``camera/cli.py`` uses them for
 ``inspector camera list|features``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -35,12 +37,9 @@ def resolve_cti(cti: list[Path]) -> list[Path]:
     return found
 
 
-DEVICE_FIELDS = ("vendor", "model", "serial_number", "user_defined_name", "id_", "tl_type")
-
-
-def list_devices(cti: list[Path]) -> list[dict[str, str | None]]:
-    """The devices behind the producer(s), one mapping of DEVICE_FIELDS each; the
-    producer is unloaded again before this returns."""
+def open_harvester(cti: list[Path]) -> Any:
+    """A harvesters ``Harvester`` with the producer file(s) loaded (``resolve_cti``) and
+    its device list updated; the caller ``reset()``s it. Reset here if that fails."""
     from harvesters.core import Harvester
 
     harvester = Harvester()
@@ -48,6 +47,21 @@ def list_devices(cti: list[Path]) -> list[dict[str, str | None]]:
         for path in resolve_cti(cti):
             harvester.add_file(str(path), check_existence=True)
         harvester.update()
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep the original error, not reset's
+            harvester.reset()
+        raise
+    return harvester
+
+
+DEVICE_FIELDS = ("vendor", "model", "serial_number", "user_defined_name", "id_", "tl_type")
+
+
+def list_devices(cti: list[Path]) -> list[dict[str, str | None]]:
+    """The devices behind the producer(s), one mapping of DEVICE_FIELDS each; the
+    producer is unloaded again before this returns."""
+    harvester = open_harvester(cti)
+    try:
         return [{k: device_field(i, k) for k in DEVICE_FIELDS} for i in harvester.device_info_list]
     finally:
         harvester.reset()

@@ -45,7 +45,6 @@ class CandidateFilter:
             for _ in range(slots)
         ]
         self.counts = [torch.zeros((1,), dtype=torch.int32, device=device) for _ in range(slots)]
-        self.out, self.count = self.outs[0], self.counts[0]
         self._src = ctypes.c_void_p(0)
         self._dst = ctypes.c_void_p(0)
         self._count = ctypes.c_void_p(0)
@@ -66,7 +65,7 @@ class CandidateFilter:
 
     def run(self, raw: Any, stream: int, slot: int = 0) -> None:
         """Filter ``raw`` (a contiguous device tensor [1, C, N], fp16 or fp32) into
-        ``outs[slot]``/``counts[slot]``; torch's current stream must be ``stream``."""
+        ``outs[slot]``/``counts[slot]``."""
         self._src.value = raw.data_ptr()
         self._is_half.value = int(raw.element_size() == 2)
         self._dst.value = self.outs[slot].data_ptr()

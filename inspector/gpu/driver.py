@@ -114,10 +114,10 @@ def make_current(ordinal: int = 0) -> DeviceInfo:
     return info
 
 
-def stream_create() -> int:
+def stream_create(ordinal: int = 0) -> int:
     """A non-blocking stream (no implicit sync with the legacy default stream), in the
-    primary context of device 0 (made current in this thread first)."""
-    make_current()
+    primary context of device ``ordinal`` (made current in this thread first)."""
+    make_current(ordinal)
     drv, _ = bindings()
     flags = drv.CUstream_flags.CU_STREAM_NON_BLOCKING
     return int(check(drv.cuStreamCreate(flags), "cuStreamCreate"))
@@ -133,12 +133,10 @@ def stream_sync(stream: int) -> None:
     check(drv.cuStreamSynchronize(stream), "cuStreamSynchronize")
 
 
-def event_create(timing: bool = True) -> Any:
-    """An event; ``timing=False`` makes a cheaper event for ordering only."""
+def event_create() -> Any:
+    """An event with timing (``event_elapsed_ns`` reads it)."""
     drv, _ = bindings()
-    flags = drv.CUevent_flags
-    flag = flags.CU_EVENT_DEFAULT if timing else flags.CU_EVENT_DISABLE_TIMING
-    return check(drv.cuEventCreate(flag), "cuEventCreate")
+    return check(drv.cuEventCreate(drv.CUevent_flags.CU_EVENT_DEFAULT), "cuEventCreate")
 
 
 def event_record(event: Any, stream: int) -> None:

@@ -94,8 +94,7 @@ class GpuStage:
         self.candidate_cap = candidate_cap
         self.overlap_preprocess = overlap_preprocess  # see preprocess/cuda.py
         self._device = device
-        cu.make_current(device)
-        self.stream = cu.stream_create()
+        self.stream = cu.stream_create(device)
         self._filter: CandidateFilter | None = None
         out0 = backend.info.outputs[0].shape
         if candidate_filter and model_cfg.family == "detection" and _is_yolov8(out0):
@@ -111,7 +110,7 @@ class GpuStage:
         # own stream and overlap the next frame's kernel and model. Unfiltered outputs
         # are the graph's static buffers: those must be copied before the next replay,
         # on the pipeline stream.
-        self._d2h_stream = cu.stream_create() if self._filter is not None else self.stream
+        self._d2h_stream = cu.stream_create(device) if self._filter is not None else self.stream
         self._d2h_torch = self._torch.cuda.ExternalStream(self._d2h_stream, device=backend.device)
         self.rebind()
         shape = backend.info.inputs[0].shape
@@ -282,12 +281,6 @@ def _is_yolov8(shape: tuple[int | None, ...]) -> bool:
 def _as_float(outs: list[Any]) -> list[Any]:
     """Device outputs as float32 (fp16 models), for the host."""
     return [o if o.dtype.is_floating_point and o.element_size() == 4 else o.float() for o in outs]
-
-
-def make_gpu_stage(model_cfg: ModelConfig, backend: Any, *, frames_in_flight: int = 2) -> GpuStage:
-    """The device stage for one loaded torch-backend model: ``stage(frame) -> (outputs,
-    geometry, stage_ns)``."""
-    return GpuStage(model_cfg, backend, frames_in_flight=frames_in_flight)
 
 
 def make_gpu_model_stage(

@@ -43,8 +43,7 @@ def valid_cells(shape: tuple[int, int], geometry: Geometry) -> tuple[slice, slic
     """Rows and columns of an ``h×w`` map whose cell centres lie inside the image content."""
     h, w = shape
     stride_y, stride_x = geometry.dst_h / h, geometry.dst_w / w
-    content_w = round(geometry.src_w * geometry.scale_x)
-    content_h = round(geometry.src_h * geometry.scale_y)
+    content_w, content_h = geometry.content_wh
     x0 = _cell_index(geometry.pad_x, stride_x)
     x1 = min(w, _cell_index(geometry.pad_x + content_w, stride_x))
     y0 = _cell_index(geometry.pad_y, stride_y)

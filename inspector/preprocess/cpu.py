@@ -70,6 +70,12 @@ def affine(cfg: PreprocessConfig) -> tuple[npt.NDArray[np.float32], npt.NDArray[
     return scale, offset
 
 
+def pad_levels(cfg: PreprocessConfig) -> npt.NDArray[np.float32]:
+    """Per model channel, the letterbox border's value: ``pad_value * scale + offset``."""
+    scale, offset = affine(cfg)
+    return (cfg.pad_value * scale + offset).astype(np.float32)
+
+
 class HostPreprocessor:
     """One model's CPU preprocessing, with everything that is fixed per model done once.
 
@@ -90,7 +96,7 @@ class HostPreprocessor:
         # tables[c][v] == v * scale[c] + offset[c], in float32 as in the reference maths
         self._tables = [np.ascontiguousarray((levels * scale[c] + offset[c]).T) for c in range(3)]
         self._one_table = all(np.array_equal(t, self._tables[0]) for t in self._tables)
-        self._pad = cfg.pad_value * scale + offset
+        self._pad = pad_levels(cfg)
         dst_h, dst_w = input_hw
         self._out = np.empty((1, 3, dst_h, dst_w), np.float32)
         self._key: tuple[object, ...] | None = None
@@ -141,7 +147,7 @@ class HostPreprocessor:
         h, w = image.shape[:2]
         dst_h, dst_w = self.input_hw
         geo = fit(h, w, dst_h, dst_w, self.cfg.resize)
-        new_w, new_h = round(geo.src_w * geo.scale_x), round(geo.src_h * geo.scale_y)
+        new_w, new_h = geo.content_wh
         mono = pixel_format == "Mono8"
         self._debayer = _DEBAYER.get(pixel_format)
         self._color = np.empty((h, w, 3), np.uint8) if self._debayer is not None else None

@@ -9,7 +9,7 @@
   double the memory traffic;
 - one device buffer per slot and the H2D copies into it;
 - the fused kernel (``cuda_kernel.py``), compiled with NVRTC and cached per architecture,
-  writing fp16 or fp32 CHW for the backend's input tensor (``run(out_ptr)``).
+  writing fp16 or fp32 CHW for the backend's input tensor (``run(out_ptr, slot)``).
 
 With one frame in flight (the daemon's worker) everything runs in order on the
 pipeline's stream and the kernel writes straight into the backend's input. With more
@@ -54,7 +54,6 @@ _BLOCK = (32, 8, 1)
 class _Slot:
     host: int  # pinned host pointer
     device: int  # device pointer the kernel reads (mapped host pointer on Jetson)
-    owned_device: bool  # device buffer allocated by us (discrete GPU)
     h2d_start: Any  # events
     h2d_end: Any
     pre_start: Any
@@ -84,10 +83,8 @@ class CudaPreprocessor:
         stage_on_side_stream: bool = True,
     ) -> None:
         self.pixel_format = pixel_format
-        self.src_hw = src_hw
         self.frame_shape = (*src_hw, 3) if pixel_format in ("BGR8", "RGB8") else src_hw
         self.params, self.geometry = kernel_params(pixel_format, src_hw, input_hw, cfg, fp16=fp16)
-        self.fp16 = fp16
         self.device = cu.make_current(device)
         self.mapped = self.device.integrated
         self._stream = stream
@@ -96,19 +93,19 @@ class CudaPreprocessor:
         self._input_nbytes = 3 * dst_h * dst_w * (2 if fp16 else 4)
         self._slots: list[_Slot] = []
         self._copy_stream = 0
-        # With the side stream: also run the kernel there, into a staging tensor (else
-        # only the H2D copy goes there and the kernel runs on the pipeline stream).
-        self._staging = stage_on_side_stream
         self._module: Any = None
         self._next = 0
-        self._last_slot = -1
         try:
             cubin = compile_cubin(KERNEL_SOURCE, KERNEL_NAME, self.device.arch)
             self._module, self._fn = cu.module_load(cubin, KERNEL_NAME)
             side = frames_in_flight > 1 and not self.mapped
-            self._copy_stream = cu.stream_create() if side else 0
+            self._copy_stream = cu.stream_create(device) if side else 0
+            # With the side stream: also run the kernel there, into a staging tensor
+            # (else only the H2D copy goes there and the kernel runs on the pipeline
+            # stream).
+            staging = side and stage_on_side_stream
             for _ in range(max(1, frames_in_flight)):
-                self._slots.append(self._new_slot())
+                self._slots.append(self._new_slot(staging))
         except BaseException:
             self.close()
             raise
@@ -121,21 +118,15 @@ class CudaPreprocessor:
             ctypes.addressof(self._arg_dst),
             ctypes.addressof(self.params),
         )
-        dst_h, dst_w = input_hw
+        self._argv_ptr = ctypes.addressof(self._argv)
         self._grid = (-(-dst_w // _BLOCK[0]), -(-dst_h // _BLOCK[1]), 1)
 
-    def _new_slot(self) -> _Slot:
+    def _new_slot(self, staging: bool) -> _Slot:
         host, mapped_dev = cu.host_alloc(self._nbytes, mapped=self.mapped)
         h2d_start, h2d_end, pre_start, pre_end, ready = (cu.event_create() for _ in range(5))
-        staged = cu.mem_alloc(self._input_nbytes) if self._copy_stream and self._staging else 0
+        staged = cu.mem_alloc(self._input_nbytes) if staging else 0
         device = mapped_dev if self.mapped else cu.mem_alloc(self._nbytes)
-        return _Slot(
-            host, device, not self.mapped, h2d_start, h2d_end, pre_start, pre_end, staged, ready
-        )
-
-    @property
-    def frames_in_flight(self) -> int:
-        return len(self._slots)
+        return _Slot(host, device, h2d_start, h2d_end, pre_start, pre_end, staged, ready)
 
     @property
     def copy_stream(self) -> int:
@@ -155,15 +146,15 @@ class CudaPreprocessor:
         view: npt.NDArray[np.uint8] = np.ctypeslib.as_array(buf).reshape(self.frame_shape)
         return view
 
-    def upload(self, image: npt.NDArray[np.uint8], slot: int | None = None) -> int:
-        """Copy a frame into a pinned slot and start its async H2D copy; return the slot."""
+    def upload(self, image: npt.NDArray[np.uint8]) -> int:
+        """Copy a frame into the next pinned slot and start its async H2D copy; return
+        the slot."""
         if image.dtype != np.uint8 or image.shape != self.frame_shape:
             raise FrameError(
                 f"{self.pixel_format} frame {image.shape} {image.dtype} does not match the "
                 f"configured {self.frame_shape} uint8"
             )
-        if slot is None:
-            slot = self.acquire()
+        slot = self.acquire()
         np.copyto(self.host_view(slot), image)
         self.enqueue_copy(slot)
         return slot
@@ -176,37 +167,37 @@ class CudaPreprocessor:
         if not self.mapped:
             cu.copy_htod_async(s.device, s.host, self._nbytes, stream)
         cu.event_record(s.h2d_end, stream)
-        self._last_slot = slot
 
-    def run(self, out_ptr: int, slot: int | None = None) -> None:
-        """Enqueue the fused kernel so that the input at ``out_ptr`` holds the frame, in
-        order on the pipeline's stream.
+    def run(self, out_ptr: int, slot: int) -> None:
+        """Enqueue the fused kernel on the slot's frame so that the input at ``out_ptr``
+        holds it, in order on the pipeline's stream.
 
         ``out_ptr`` is the device address of a contiguous ``[1, 3, H, W]`` fp16/fp32
         tensor (the backend's input binding).
         """
-        s = self._slots[self._last_slot if slot is None else slot]
+        s = self._slots[slot]
         self._arg_src.value = s.device
-        argv = ctypes.addressof(self._argv)
-        if not s.staged:
+        if s.staged:
+            # Side stream: after the slot's H2D (same stream) and after the pipeline
+            # stream copied the slot's previous frame out of its staging tensor.
+            stream, dst = self._copy_stream, s.staged
+            cu.stream_wait(stream, s.input_ready)
+        else:
+            stream, dst = self._stream, out_ptr
             if self._copy_stream:  # H2D on the side stream, kernel on the pipeline stream
-                cu.stream_wait(self._stream, s.h2d_end)
-            self._arg_dst.value = out_ptr
-            cu.event_record(s.pre_start, self._stream)
-            cu.launch(self._fn, self._grid, _BLOCK, self._stream, argv)
-            cu.event_record(s.pre_end, self._stream)  # also the input-ready event here
-            return
-        # Side stream: after the slot's H2D (same stream) and after the pipeline stream
-        # copied the slot's previous frame out of its staging tensor.
-        side = self._copy_stream
-        cu.stream_wait(side, s.input_ready)
-        self._arg_dst.value = s.staged
-        cu.event_record(s.pre_start, side)
-        cu.launch(self._fn, self._grid, _BLOCK, side, argv)
-        cu.event_record(s.pre_end, side)
-        cu.stream_wait(self._stream, s.pre_end)
-        cu.copy_dtod_async(out_ptr, s.staged, self._input_nbytes, self._stream)
-        cu.event_record(s.input_ready, self._stream)
+                cu.stream_wait(stream, s.h2d_end)
+        cu.event_record(s.pre_start, stream)
+        self._launch(dst, stream)
+        cu.event_record(s.pre_end, stream)  # without staging, also the input-ready event
+        if s.staged:
+            cu.stream_wait(self._stream, s.pre_end)
+            cu.copy_dtod_async(out_ptr, s.staged, self._input_nbytes, self._stream)
+            cu.event_record(s.input_ready, self._stream)
+
+    def _launch(self, dst: int, stream: int) -> None:
+        """Launch the kernel on ``stream``, writing ``dst`` (the source is ``_arg_src``)."""
+        self._arg_dst.value = dst
+        cu.launch(self._fn, self._grid, _BLOCK, stream, self._argv_ptr)
 
     def stage_ns(self, slot: int) -> dict[str, int]:
         """Device time of the slot's last H2D copy and kernel (call after it completed)."""
@@ -231,7 +222,7 @@ class CudaPreprocessor:
             _quiet(cu.event_sync, s.input_ready)
             for ev in (s.h2d_start, s.h2d_end, s.pre_start, s.pre_end, s.input_ready):
                 _quiet(cu.event_destroy, ev)
-            if s.owned_device:
+            if not self.mapped:  # a device buffer of ours, not the mapped host one
                 _quiet(cu.mem_free, s.device)
             if s.staged:
                 _quiet(cu.mem_free, s.staged)
@@ -263,7 +254,6 @@ def preprocess_once(
     Same signature and result as ``cpu.preprocess``. Allocates everything per call, so
     it is for checks and tools, not for the per-part loop.
     """
-    cu.make_current()
     stream = cu.stream_create()
     pre = CudaPreprocessor(
         pixel_format, image.shape[:2], input_hw, cfg, stream, fp16=fp16, frames_in_flight=1
@@ -276,8 +266,8 @@ def preprocess_once(
         # Poison the output (all-ones bytes are NaN in fp16 and fp32): an element the
         # kernel fails to write shows up as NaN instead of passing as zero.
         cu.check(drv.cuMemsetD8(dev, 0xFF, out.nbytes), "cuMemsetD8")
-        pre.upload(image)
-        pre.run(dev)
+        slot = pre.upload(image)
+        pre.run(dev, slot)
         cu.check(
             drv.cuMemcpyDtoHAsync(out.ctypes.data, dev, out.nbytes, stream), "cuMemcpyDtoHAsync"
         )

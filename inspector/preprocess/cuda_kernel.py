@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import ctypes
 
-import numpy as np
-
 from inspector.config import PreprocessConfig
 from inspector.errors import ConfigError
-from inspector.preprocess.cpu import affine
+from inspector.preprocess.cpu import affine, pad_levels
 from inspector.preprocess.geometry import Geometry, fit
 
 KERNEL_NAME = "inspector_preprocess"
@@ -292,9 +290,9 @@ def kernel_params(
         raise ConfigError(f"frame {src_w}x{src_h} is too small for {pixel_format}")
     dst_h, dst_w = input_hw
     geo = fit(src_h, src_w, dst_h, dst_w, cfg.resize)
-    new_w, new_h = round(geo.src_w * geo.scale_x), round(geo.src_h * geo.scale_y)
+    new_w, new_h = geo.content_wh
     scale, offset = affine(cfg)  # the CPU path's constants, bit for bit
-    pad_out = (cfg.pad_value * scale + offset).astype(np.float32)
+    pad_out = pad_levels(cfg)
     red_x, red_y = _BAYER_RED.get(pixel_format, (0, 0))
     channels = 3 if pixel_format in ("BGR8", "RGB8") else 1
     p = KernelParams(

@@ -26,6 +26,12 @@ class Geometry:
     pad_x: float
     pad_y: float
 
+    @property
+    def content_wh(self) -> tuple[int, int]:
+        """Width and height of the resized frame inside the model input (the rest is
+        letterbox padding)."""
+        return round(self.src_w * self.scale_x), round(self.src_h * self.scale_y)
+
     def to_frame(self, boxes: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Map xyxy boxes from model-input pixels to frame pixels, clipped to the frame."""
         out = np.empty_like(boxes)

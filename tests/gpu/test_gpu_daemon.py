@@ -5,13 +5,8 @@ The whole App, as in tests/integration/test_daemon_plc.py, with ``backend: torch
 (client role) against the embedded PLC simulator on 127.0.0.1. 2,000 parts: the PLC
 must count 0 mismatches and 0 late verdicts and answer nearly every part, and every
 result must carry the device stage times (``h2d``), i.e. the GPU path really ran, with
-no part rejected for an internal error.
-
-Two cases:
-
-- ``daemon``: the App as shipped (``app.load_recipe`` wires ``use_gpu_stage``).
-- ``patched_in_test``: the GPU stage wired by this test exactly as docs/gpu.md
-  proposes, for an app without that wiring; a no-op where the app already did it.
+no part rejected for an internal error. The App runs as shipped: ``app.load_recipe``
+wires ``use_gpu_stage``.
 """
 
 from __future__ import annotations
@@ -58,39 +53,11 @@ logging: {{per_part: false}}
     )
 
 
-def _wire_gpu_stage(monkeypatch: pytest.MonkeyPatch, stages: list[Any]) -> None:
-    import inspector.app as app_module
-    from inspector.gpu.stage import use_gpu_stage
-
-    load = app_module.load_recipe
-
-    def load_recipe(recipe: Any, *args: Any, **kwargs: Any) -> Any:
-        loaded = load(recipe, *args, **kwargs)
-        for m in loaded.models:
-            if m.cfg.preprocess.device == "cuda" and m.stage == m.run_cpu:
-                stages.append(use_gpu_stage(m))
-        return loaded
-
-    monkeypatch.setattr(app_module, "load_recipe", load_recipe)
-
-
-@pytest.mark.parametrize("wiring", ["daemon", "patched_in_test"])
-def test_daemon_2000_parts_on_gpu_path_no_mismatch(
-    tiny_detector: Path, wiring: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_daemon_2000_parts_on_gpu_path_no_mismatch(tiny_detector: Path) -> None:
     from inspector.app import App
 
-    stages: list[Any] = []
-    if wiring == "patched_in_test":
-        _wire_gpu_stage(monkeypatch, stages)
     record = Record()
-    try:
-        counts = run_against_plc_sim(
-            App(_config(tiny_detector), extra_sinks=[record]), PARTS, RATE_HZ
-        )
-    finally:
-        for stage in stages:
-            stage.close()
+    counts = run_against_plc_sim(App(_config(tiny_detector), extra_sinks=[record]), PARTS, RATE_HZ)
     assert counts.triggered >= PARTS, counts.summary()
     assert counts.mismatched == 0, counts.summary()
     assert counts.late == 0, counts.summary()

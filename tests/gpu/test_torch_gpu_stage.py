@@ -146,8 +146,8 @@ def test_candidate_filter_keeps_exactly_the_columns_above_the_floor(half: bool) 
         with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
             flt.run(dev, stream)
         cu.stream_sync(stream)
-        count = int(flt.count.cpu()[0])
-        got = flt.out.cpu().numpy()[0, :, :count]
+        count = int(flt.counts[0].cpu()[0])
+        got = flt.outs[0].cpu().numpy()[0, :, :count]
         want = raw[0][:, raw[0, 4:].max(0) >= 0.9]
         assert count == want.shape[1] > 0
         got = got[:, np.lexsort(got[::-1])]
