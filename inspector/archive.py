@@ -1,17 +1,21 @@
 """NG image archive with retention (after step 7, off the critical path).
 
 The worker hands each NG frame over with ``offer()``, which never blocks: a full queue
-drops the image and counts it, because the archive must never slow the line. One
-writer thread saves PNGs plus a JSON sidecar and deletes the oldest files past
-``max_files``. File names carry the wall-clock time, the part id and the reason.
+drops the image, because the archive must never slow the line. One writer thread saves
+PNGs plus a JSON sidecar and deletes the oldest files past ``max_files``. File names
+carry the wall-clock time, the part id and the reason, so name order is age order.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import json
 import queue
 import threading
 import time
+from collections import deque
+from pathlib import Path
 
 import cv2
 
@@ -28,12 +32,13 @@ class Archive:
     def __init__(self, cfg: ArchiveConfig, queue_size: int = 16) -> None:
         self.cfg = cfg
         self._q: queue.Queue[tuple[Frame, int, Verdict] | None] = queue.Queue(queue_size)
-        self.dropped = 0
-        self.saved = 0
         self._thread: threading.Thread | None = None
+        #: The archive's PNGs, oldest (first by name) first; read once in ``start``.
+        self._kept: deque[Path] = deque()
 
     def start(self) -> None:
         self.cfg.dir.mkdir(parents=True, exist_ok=True)
+        self._kept = deque(sorted(self.cfg.dir.glob("*.png")))
         self._thread = threading.Thread(target=self._run, name="inspector-archive", daemon=True)
         self._thread.start()
 
@@ -41,10 +46,8 @@ class Archive:
         """Queue an NG frame for saving; drops it if the writer is behind."""
         if verdict.ok:
             return
-        try:
+        with contextlib.suppress(queue.Full):
             self._q.put_nowait((frame, part_id, verdict))
-        except queue.Full:
-            self.dropped += 1
 
     def close(self) -> None:
         if self._thread is None:
@@ -67,7 +70,9 @@ class Archive:
         image = frame.image
         if frame.pixel_format == "RGB8":
             image = image[:, :, ::-1]
-        cv2.imwrite(str(stem.with_suffix(".png")), image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        png = stem.with_suffix(".png")
+        if cv2.imwrite(str(png), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            self._keep(png)
         meta = {
             "part_id": part_id,
             "pixel_format": frame.pixel_format,
@@ -79,11 +84,16 @@ class Archive:
             ],
         }
         stem.with_suffix(".json").write_text(json.dumps(meta))
-        self.saved += 1
         self._prune()
 
+    def _keep(self, png: Path) -> None:
+        """Add a written PNG in name order (almost always at the end); once per name."""
+        i = bisect.bisect_left(self._kept, png)
+        if i == len(self._kept) or self._kept[i] != png:
+            self._kept.insert(i, png)
+
     def _prune(self) -> None:
-        images = sorted(self.cfg.dir.glob("*.png"))
-        for old in images[: max(0, len(images) - self.cfg.max_files)]:
+        while len(self._kept) > self.cfg.max_files:
+            old = self._kept.popleft()
             old.unlink(missing_ok=True)
             old.with_suffix(".json").unlink(missing_ok=True)

@@ -93,7 +93,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8")
         try:
-            confusion = replay(cfg, recipe, args.images, args.labels, out)
+            confusion = replay(recipe, args.images, args.labels, out)
         finally:
             if out is not sys.stdout:
                 out.close()

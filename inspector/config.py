@@ -321,10 +321,9 @@ class RulesConfig(_Model):
             for i, poly in enumerate(polys):
                 if len(poly) < 3:
                     raise ValueError(f"{name}[{i}] needs at least 3 points, has {len(poly)}")
-        for name, table in (("min_confidence", self.min_confidence),):
-            for cls, v in table.items():
-                if not 0.0 <= v <= 1.0:
-                    raise ValueError(f"{name}[{cls!r}] must be within 0..1, is {v}")
+        for cls, v in self.min_confidence.items():
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"min_confidence[{cls!r}] must be within 0..1, is {v}")
         for cls, n in self.max_count.items():
             if n < 0:
                 raise ValueError(f"max_count[{cls!r}] must be >= 0, is {n}")

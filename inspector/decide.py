@@ -9,6 +9,7 @@ part NG. The verdict carries the counted findings, worst first, and a defect cod
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,12 +29,21 @@ def per_class(table: dict[str, float] | dict[str, int], class_name: str) -> floa
     return table.get(DEFAULT, 0)
 
 
-def inside(point: tuple[float, float], polygon: Sequence[Point]) -> bool:
-    """Even-odd ray casting; points on an edge count as inside."""
-    x, y = point
+@functools.lru_cache(maxsize=128)
+def _edges(polygon: tuple[Point, ...]) -> tuple[FArr, FArr, FArr, FArr]:
+    """A polygon's edges as (xs, ys, xj, yj): vertex i and vertex i-1, read-only."""
     pts = np.asarray(polygon, np.float64)
     xs, ys = pts[:, 0], pts[:, 1]
     xj, yj = np.roll(xs, 1), np.roll(ys, 1)
+    for a in (xs, ys, xj, yj):
+        a.setflags(write=False)  # shared by every later call with this polygon
+    return xs, ys, xj, yj
+
+
+def inside(point: tuple[float, float], polygon: Sequence[Point]) -> bool:
+    """Even-odd ray casting; points on an edge count as inside."""
+    x, y = point
+    xs, ys, xj, yj = _edges(tuple(polygon))
     crosses = (ys > y) != (yj > y)
     with np.errstate(divide="ignore", invalid="ignore"):
         x_at = (xj - xs) * (y - ys) / (yj - ys) + xs

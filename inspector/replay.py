@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import IO
 
 from inspector.camera.folder import FolderCamera
-from inspector.config import Config, FolderCameraConfig
+from inspector.config import FolderCameraConfig
 from inspector.errors import CameraError
 from inspector.inspect import LoadedRecipe, inspect_part
-from inspector.types import Trigger
+from inspector.types import Trigger, Verdict
 
 
 @dataclass
@@ -31,7 +31,9 @@ class Confusion:
     unlabelled: int = 0
     per_reason: dict[str, int] = field(default_factory=dict)
 
-    def add(self, truth_ng: bool | None, verdict_ok: bool) -> None:
+    def add(self, truth_ng: bool | None, verdict: Verdict) -> None:
+        """Count one part: its confusion cell and its verdict's reason."""
+        verdict_ok = verdict.ok
         if truth_ng is None:
             self.unlabelled += 1
         elif truth_ng:
@@ -40,6 +42,8 @@ class Confusion:
         else:
             self.true_ok += verdict_ok
             self.overkill += not verdict_ok
+        reason = verdict.reason.value
+        self.per_reason[reason] = self.per_reason.get(reason, 0) + 1
 
     @property
     def escape_rate(self) -> float:
@@ -62,9 +66,7 @@ class Confusion:
         )
 
 
-def replay(
-    cfg: Config, recipe: LoadedRecipe, images: Path, labels: Path | None, out: IO[str]
-) -> Confusion:
+def replay(recipe: LoadedRecipe, images: Path, labels: Path | None, out: IO[str]) -> Confusion:
     """Inspect every image in ``images``; write JSONL verdicts to ``out``."""
     camera = FolderCamera(FolderCameraConfig(path=images, labels=labels, loop=False))
     camera.open()
@@ -89,10 +91,7 @@ def replay(
                 raise
             verdict, stage_ns = inspect_part(frame, recipe)
             truth_ng = None if frame.truth is None else len(frame.truth) > 0
-            confusion.add(truth_ng, verdict.ok)
-            confusion.per_reason[verdict.reason.value] = (
-                confusion.per_reason.get(verdict.reason.value, 0) + 1
-            )
+            confusion.add(truth_ng, verdict)
             record = {
                 "image": frame.source_name,
                 "verdict": "OK" if verdict.ok else "NG",

@@ -34,10 +34,6 @@ def watchdog() -> bool:
     return notify("WATCHDOG=1")
 
 
-def status(text: str) -> bool:
-    return notify(f"STATUS={text}")
-
-
 def stopping() -> bool:
     return notify("STOPPING=1")
 

@@ -41,7 +41,6 @@ class InternalTrigger:
         self.max_parts = max_parts
         self.recipe_id = recipe_id
         self.first_part_id = first_part_id
-        self.done = threading.Event()
 
     def run(self, submit: Submit, stop: threading.Event) -> None:
         seq = 0
@@ -69,4 +68,3 @@ class InternalTrigger:
             next_ns += self.period_ns
             if next_ns < now:  # we fell behind (e.g. suspended): do not burst
                 next_ns = now + self.period_ns
-        self.done.set()

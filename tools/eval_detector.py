@@ -5,11 +5,11 @@
 Each part is rendered by ``inspector.camera.sim.render_part`` from a seed that training
 never uses (tools/train_detector.py trains on seed 1000 and validates on 2000; this
 holds out seed 9000), then goes through the daemon's own stages: ``load_recipe``
-(ONNX Runtime backend, detection postprocessor, warm-up), ``inspect_part`` (CPU
-preprocessing, inference, NMS, ``decide`` with the default rules: a finding with
-confidence ≥ 0.5 makes the part NG). Prints the part-level confusion (escape = a
-defective part passed as OK; overkill = a good part rejected), the parts it got
-wrong, and per-stage latency percentiles. No torch needed.
+(ONNX Runtime backend, detection postprocessor, warm-up), the model's stage (CPU
+preprocessing, inference, NMS) and ``decide`` with the default rules (a finding with
+confidence ≥ 0.5 makes the part NG), as ``inspect_part`` runs them. Prints the
+part-level confusion (escape = a defective part passed as OK; overkill = a good part
+rejected), the parts it got wrong, and per-stage latency percentiles. No torch needed.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from inspector.app import load_recipe
 from inspector.camera.sim import render_part
 from inspector.config import ModelConfig, RecipeConfig, SimCameraConfig, SimDefectConfig
-from inspector.inspect import LoadedRecipe, inspect_part
+from inspector.decide import decide
+from inspector.inspect import LoadedRecipe
 from inspector.preprocess.cpu import preprocess
 from inspector.replay import Confusion
 from inspector.types import Frame, Verdict
@@ -53,9 +54,7 @@ class Tally:
 
     def add(self, frame: Frame, verdict: Verdict, top: float) -> None:
         truth = frame.truth or ()
-        self.confusion.add(bool(truth), verdict.ok)
-        reason = verdict.reason.value
-        self.confusion.per_reason[reason] = self.confusion.per_reason.get(reason, 0) + 1
+        self.confusion.add(bool(truth), verdict)
         if truth:
             self.lowest_ng = min(self.lowest_ng, top)
         else:
@@ -79,12 +78,15 @@ def evaluate(
         image, truth = render_part(sim.seed, index, sim)
         frame = Frame(image, sim.pixel_format, index, time.monotonic_ns(), truth=truth)
         t0 = time.monotonic_ns()
-        verdict, stage_ns = inspect_part(frame, recipe)
-        stages["total"].append(time.monotonic_ns() - t0)
+        found, stage_ns = recipe.models[0].stage(frame)
+        t1 = time.monotonic_ns()
+        verdict = decide(found, recipe.cfg.rules)
+        t2 = time.monotonic_ns()
+        stage_ns["decide"] = t2 - t1
+        stages["total"].append(t2 - t0)
         for k, v in stage_ns.items():
             stages.setdefault(k, []).append(v)
-        # Sub-threshold findings (above the model's conf_floor), for the margins only.
-        found, _ = recipe.models[0].stage(frame)
+        # All findings, sub-threshold ones included (above the model's conf_floor): margins.
         top = max((f.confidence for f in found), default=0.0)
         tally.add(frame, verdict, top)
         if verbose and bool(truth) == verdict.ok:

@@ -22,6 +22,7 @@ from inspector.errors import ModelError
 from inspector.models.base import input_hw_of, names_of
 from inspector.models.outputs import (
     FloatArray,
+    first_output,
     require_finite,
     static_dim,
     to_probabilities,
@@ -46,9 +47,7 @@ class ClassificationPostprocessor:
         return defects[0] if defects else int(tied[0])
 
     def __call__(self, outputs: list[FloatArray], geometry: Geometry) -> list[Finding]:
-        if not outputs:
-            raise ModelError(f"{self.name}: model returned no outputs")
-        raw = np.asarray(outputs[0], np.float32)
+        raw = first_output(self.name, outputs)
         nc = len(self.class_names)
         if raw.shape != (1, nc):
             raise ModelError(

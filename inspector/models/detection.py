@@ -22,10 +22,9 @@ from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
 from inspector.models.base import input_hw_of, names_of
+from inspector.models.outputs import FloatArray, first_output, require_finite
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding
-
-FloatArray = npt.NDArray[np.float32]
 
 
 def detect_layout(shape: tuple[int, ...], nc: int | None) -> str:
@@ -127,14 +126,11 @@ class DetectionPostprocessor:
     max_detections: int
 
     def __call__(self, outputs: list[FloatArray], geometry: Geometry) -> list[Finding]:
-        if not outputs:
-            raise ModelError(f"{self.name}: model returned no outputs")
-        raw = np.asarray(outputs[0], np.float32)
+        raw = first_output(self.name, outputs)
         layout = detect_layout(raw.shape, len(self.class_names))
         if self.layout != "auto" and layout != self.layout:
             raise ModelError(f"{self.name}: output {list(raw.shape)} is not {self.layout}")
-        if not np.isfinite(raw).all():  # a NaN anywhere means a broken model or engine
-            raise ModelError(f"{self.name}: output contains NaN or inf")
+        require_finite(self.name, "output", raw)  # a NaN anywhere: a broken model or engine
         boxes, scores, class_ids = decode(raw, layout, self.conf_floor)
         if len(scores) == 0:
             return []

@@ -1,4 +1,4 @@
-"""Checks and readers shared by the map and score families (segmentation, anomaly,
+"""Checks and readers shared by the model families (detection, segmentation, anomaly,
 classification): step 5 of the flow, before any finding is made.
 
 Everything here fails closed: an output the family cannot read raises ``ModelError``
@@ -29,6 +29,13 @@ def static_dim(info: ModelInfo, output: int, axis: int) -> int | None:
         return None
     dim = shape[axis]
     return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def first_output(name: str, outputs: list[FloatArray]) -> FloatArray:
+    """The model's first output as float32; raise ModelError if it returned none."""
+    if not outputs:
+        raise ModelError(f"{name}: model returned no outputs")
+    return np.asarray(outputs[0], np.float32)
 
 
 def require_finite(name: str, what: str, array: FloatArray) -> None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.errors import ConfigError, ModelError
@@ -27,6 +25,7 @@ from inspector.models.base import input_hw_of, names_of
 from inspector.models.blobs import find_blobs
 from inspector.models.outputs import (
     FloatArray,
+    first_output,
     require_finite,
     static_dim,
     to_probabilities,
@@ -64,9 +63,7 @@ class SegmentationPostprocessor:
     max_blobs: int
 
     def __call__(self, outputs: list[FloatArray], geometry: Geometry) -> list[Finding]:
-        if not outputs:
-            raise ModelError(f"{self.name}: model returned no outputs")
-        raw = np.asarray(outputs[0], np.float32)
+        raw = first_output(self.name, outputs)
         if raw.ndim != 4 or raw.shape[0] != 1 or min(raw.shape) < 1:
             raise ModelError(
                 f"{self.name}: segmentation output must be [1, C, h, w], got {list(raw.shape)}"
