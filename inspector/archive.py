@@ -78,10 +78,7 @@ class Archive:
             "pixel_format": frame.pixel_format,
             "reason": verdict.reason.value,
             "detail": verdict.detail,
-            "findings": [
-                {"class": f.class_name, "confidence": f.confidence, "box": list(f.box)}
-                for f in verdict.findings
-            ],
+            "findings": [f.to_record() for f in verdict.findings],
         }
         stem.with_suffix(".json").write_text(json.dumps(meta))
         self._prune()

@@ -7,7 +7,12 @@ turns it into OK.
 
 from __future__ import annotations
 
-#: Exit code for configuration errors (EX_CONFIG), so systemd does not restart-loop.
+#: Exit code of a clean stop.
+EXIT_OK = 0
+#: Exit code for an internal fault (EX_SOFTWARE): systemd restarts the daemon.
+EXIT_INTERNAL = 70
+#: Exit code for configuration or environment errors (EX_CONFIG): systemd does not
+#: restart-loop (``RestartPreventExitStatus=78`` in the unit).
 EXIT_CONFIG = 78
 
 
@@ -41,3 +46,15 @@ class ModelError(InspectorError):
 
 class PlcError(InspectorError):
     """The PLC link failed or the PLC sent a value that is out of protocol."""
+
+
+class PlcConnectionError(PlcError):
+    """The PLC cannot be reached, refused the connection, or the connection dropped."""
+
+
+class PlcTimeout(PlcError):
+    """A Modbus request got no answer in time."""
+
+
+class PlcProtocolError(PlcError):
+    """The PLC answered with something out of protocol (bad register values, exceptions)."""

@@ -17,6 +17,7 @@ from inspector.camera.folder import FolderCamera
 from inspector.config import FolderCameraConfig
 from inspector.errors import CameraError
 from inspector.inspect import LoadedRecipe, inspect_part
+from inspector.seq import seq_of_count
 from inspector.types import Trigger, Verdict
 
 
@@ -76,7 +77,7 @@ def replay(recipe: LoadedRecipe, images: Path, labels: Path | None, out: IO[str]
         while True:
             seq += 1
             trig = Trigger(
-                trigger_seq=seq & 0xFFFF,
+                trigger_seq=seq_of_count(seq),
                 part_id=seq,
                 t_trigger_ns=0,
                 deadline_ns=0,
@@ -98,14 +99,7 @@ def replay(recipe: LoadedRecipe, images: Path, labels: Path | None, out: IO[str]
                 "reason": verdict.reason.value,
                 "detail": verdict.detail,
                 "truth": None if truth_ng is None else ("NG" if truth_ng else "OK"),
-                "findings": [
-                    {
-                        "class": f.class_name,
-                        "confidence": round(f.confidence, 4),
-                        "box": [round(c, 1) for c in f.box],
-                    }
-                    for f in verdict.findings
-                ],
+                "findings": [f.to_record() for f in verdict.findings],
                 "ms": {k: round(v / 1e6, 3) for k, v in stage_ns.items()},
             }
             out.write(json.dumps(record) + "\n")

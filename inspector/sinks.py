@@ -57,14 +57,7 @@ class LogSink:
             "stages_ms": {k: round(ns / 1e6, 2) for k, ns in result.stage_ns.items()},
         }
         if v.findings:
-            fields["findings"] = [
-                {
-                    "class": f.class_name,
-                    "conf": round(f.confidence, 3),
-                    "box": [round(c) for c in f.box],
-                }
-                for f in v.findings[:5]
-            ]
+            fields["findings"] = [f.to_record() for f in v.findings[:5]]
         if v.detail:
             fields["detail"] = v.detail
         if v.ok:

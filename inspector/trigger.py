@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from inspector.seq import seq_of_count
 from inspector.types import Trigger
 
 Submit = Callable[[Trigger], None]
@@ -57,7 +58,7 @@ class InternalTrigger:
             seq += 1
             submit(
                 Trigger(
-                    trigger_seq=seq & 0xFFFF or 1,
+                    trigger_seq=seq_of_count(seq),
                     part_id=self.first_part_id + seq - 1,
                     t_trigger_ns=now,
                     deadline_ns=now + self.budget_ns,

@@ -108,6 +108,19 @@ class Finding:
         x1, y1, x2, y2 = self.box
         return max(0.0, x2 - x1) * max(0.0, y2 - y1)
 
+    def to_record(self) -> dict[str, object]:
+        """The one JSON shape of a finding (log, archive sidecar, replay, MQTT, web page)."""
+        record: dict[str, object] = {
+            "class": self.class_name,
+            "class_id": self.class_id,
+            "confidence": round(self.confidence, 4),
+            "box": [round(c, 1) for c in self.box],
+            "area_px": round(self.area, 1),
+        }
+        if self.model:
+            record["model"] = self.model
+        return record
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:

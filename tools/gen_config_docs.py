@@ -7,6 +7,7 @@ python tools/gen_config_docs.py --check  # exit 1 if docs/config.md is stale (te
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ OUT = REPO / "docs" / "config.md"
 
 HEADER = """# Configuration reference
 
-Generated from `inspector/config.py` by `tools/gen_config_docs.py`; do not edit by hand.
+Generated from `inspector/config/` by `tools/gen_config_docs.py`; do not edit by hand.
 Validate a file with `inspector check-config FILE` (exit 78 on error, each error with its
 YAML line and key); print the JSON Schema with `inspector config-schema`. Unknown keys are
 errors. Relative paths are resolved against the config file's directory.
@@ -33,9 +34,9 @@ errors. Relative paths are resolved against the config file's directory.
 
 def _type(info: FieldInfo) -> str:
     text = repr(info.annotation).replace("typing.", "").replace("pathlib.", "")
-    for noise in ("<class '", "'>", "inspector.config."):
+    for noise in ("<class '", "'>"):
         text = text.replace(noise, "")
-    return text
+    return re.sub(r"inspector\.config\.\w+\.", "", text)
 
 
 def _default(info: FieldInfo) -> str:

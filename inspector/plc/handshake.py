@@ -23,14 +23,12 @@ from dataclasses import dataclass, replace
 from inspector.plc.protocol import (
     ERR_RESULT_OVERFLOW,
     ERR_UNKNOWN_RECIPE,
-    SEQ_MOD,
     Command,
     PlcInputs,
     ResultBlock,
     State,
-    next_seq,
-    seq_distance,
 )
+from inspector.seq import SEQ_MOD, next_seq, seq_distance
 from inspector.types import PartResult, PlcVerdict
 
 MAX_IN_FLIGHT = 1024  # submitted, unanswered triggers remembered; the oldest go first

@@ -14,7 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.plc.protocol import PlcInputs, ResultBlock, next_seq
+from inspector.plc.protocol import PlcInputs, ResultBlock
+from inspector.seq import next_seq
 from inspector.types import PlcVerdict
 
 

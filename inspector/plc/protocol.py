@@ -2,9 +2,10 @@
 
 Where it sits in the flow: ``trigger ─▶ … ─▶ publish``. Block A (PLC → vision) brings
 the trigger; block B (vision → PLC) carries the verdict. This module names every
-register, encodes and decodes both blocks, computes CHECK (CRC-16/MODBUS) and does
-the 1..65535 sequence arithmetic. ``handshake.py`` holds the state machine built on it,
-shared by both roles of ``link.py``. ``docs/plc.md`` has the map and the timing.
+register, encodes and decodes both blocks and computes CHECK (CRC-16/MODBUS); the
+1..65535 sequence arithmetic is ``inspector.seq``. ``handshake.py`` holds the state
+machine built on it, shared by both roles of ``link.py``. ``docs/plc.md`` has the map
+and the timing.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from inspector.types import PlcVerdict
-
-SEQ_MOD = 65535  # sequences live in 1..65535
 
 
 # ------------------------------------------------------------------ register map
@@ -121,16 +120,6 @@ def split_u32(value: int) -> tuple[int, int]:
 
 def join_u32(hi: int, lo: int) -> int:
     return ((hi & 0xFFFF) << 16) | (lo & 0xFFFF)
-
-
-def next_seq(seq: int) -> int:
-    """The sequence number after ``seq`` (1..65535, skipping 0)."""
-    return seq % SEQ_MOD + 1
-
-
-def seq_distance(old: int, new: int) -> int:
-    """Forward steps from ``old`` to ``new`` on the 1..65535 ring; > 32767 means backward."""
-    return (new - old) % SEQ_MOD
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,9 @@ from inspector.plc.protocol import (
     State,
     crc16_bytes,
     crc16_modbus,
-    next_seq,
-    seq_distance,
     split_u32,
 )
+from inspector.seq import next_seq, seq_distance, seq_of_count
 from inspector.types import PartResult, PlcVerdict, Reason, Trigger, Verdict, ng
 
 MS = 1_000_000
@@ -257,3 +256,27 @@ def test_sim_plc_fifo_classifies_every_verdict() -> None:
     c = plc.counts
     assert (c.ok, c.missed, c.mismatched, c.late, c.bad_check) == (1, 1, 1, 1, 1)
     assert plc.answers == {101: 1} and plc.inputs.result_ack_seq == 12
+
+
+def test_seq_of_count_wraps_like_next_seq() -> None:
+    """The internal trigger and replay count with the same ring as the PLC: 0 never occurs."""
+    seq = 0
+    for n in range(1, 3 * 65535 + 5):
+        seq = next_seq(seq)
+        assert seq_of_count(n) == seq
+    assert seq_of_count(65535) == 65535 and seq_of_count(65536) == 1
+
+
+def test_backoff_first_retry_short_doubles_capped_with_jitter() -> None:
+    import random
+
+    from inspector.backoff import Backoff
+
+    b = Backoff(0.05, 1.0, jitter=0.2, rng=random.Random(7))
+    delays = [b.next() for _ in range(8)]
+    bases = [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+    for d, base in zip(delays, bases, strict=True):
+        assert base * 0.8 <= d <= base * 1.2
+    assert len(set(delays)) == len(delays)  # jittered, not lock-step
+    b.reset()
+    assert 0.04 <= b.next() <= 0.06

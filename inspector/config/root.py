@@ -1,0 +1,57 @@
+"""The whole configuration (config.yaml): every section, and the checks across sections."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from inspector.config.base import Section
+from inspector.config.camera import CameraConfig
+from inspector.config.line import LineConfig, TriggerConfig
+from inspector.config.models import RecipeConfig
+from inspector.config.plc import PlcConfig
+from inspector.config.services import ArchiveConfig, LoggingConfig, MetricsConfig, PipelineConfig
+from inspector.errors import ConfigError
+
+
+class Config(Section):
+    """The whole daemon configuration (config.yaml)."""
+
+    line: LineConfig = Field(default_factory=LineConfig, description="The line.")
+    trigger: TriggerConfig = Field(default_factory=TriggerConfig, description="Part triggers.")
+    camera: CameraConfig = Field(default_factory=CameraConfig, description="Camera source.")
+    recipes: list[RecipeConfig] = Field(min_length=1, description="Product recipes.")
+    default_recipe: int = Field(1, ge=1, description="Recipe in force until the PLC selects one.")
+    plc: PlcConfig = Field(default_factory=PlcConfig, description="PLC link.")
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig, description="Pipeline.")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs.")
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig, description="NG archive.")
+
+    @model_validator(mode="after")
+    def _recipes_consistent(self) -> Config:
+        ids = [r.id for r in self.recipes]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"recipe ids must be unique; repeated: {dupes}")
+        if self.default_recipe not in ids:
+            raise ValueError(f"default_recipe {self.default_recipe} is not one of {ids}")
+        return self
+
+    @model_validator(mode="after")
+    def _trigger_consistent(self) -> Config:
+        src = self.trigger.source
+        if src in ("plc", "camera") and not self.plc.enabled:
+            raise ValueError(f"trigger.source '{src}' needs the PLC link: set plc.enabled: true")
+        if src == "camera" and not (
+            self.camera.type == "genicam" and self.camera.genicam.trigger_mode == "hardware"
+        ):
+            raise ValueError(
+                "trigger.source 'camera' needs camera.type 'genicam' with trigger_mode 'hardware'"
+            )
+        return self
+
+    def recipe(self, recipe_id: int) -> RecipeConfig:
+        for r in self.recipes:
+            if r.id == recipe_id:
+                return r
+        raise ConfigError(f"unknown recipe id {recipe_id}")

@@ -1,0 +1,59 @@
+"""Config of the daemon's services: pipeline queues, metrics, logs, NG archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from inspector.config.base import Section
+
+
+class PipelineConfig(Section):
+    """Queues and workers of the per-part loop."""
+
+    queue_depth: int = Field(
+        4, ge=1, le=64, description="Parts waiting for inference; a trigger beyond it is NG."
+    )
+    frames_in_flight: int = Field(2, ge=1, le=8, description="GPU frames in flight (cuda).")
+    cpus: tuple[int, ...] = Field(
+        (),
+        description="CPUs the pipeline's threads (acquisition, inference worker, publisher) "
+        "are pinned to (Linux); empty lets the OS place them. Pinning keeps the model's "
+        "weights in one core's caches and the hand-offs between the threads on warm cores; "
+        "with cores kept free of other work (e.g. isolcpus on a Jetson) it cuts jitter.",
+    )
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus_are_cpu_numbers(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(c < 0 for c in v):
+            raise ValueError("CPU numbers start at 0")
+        return v
+
+
+class MetricsConfig(Section):
+    """Prometheus endpoint."""
+
+    enabled: bool = Field(True, description="Serve /metrics.")
+    host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
+    port: int = Field(9108, ge=0, le=65535, description="Port; 0 picks a free one.")
+
+
+class LoggingConfig(Section):
+    """Structured logs."""
+
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="'auto': console on a terminal, JSON lines otherwise."
+    )
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    per_part: bool = Field(True, description="One log line per part with its verdict.")
+
+
+class ArchiveConfig(Section):
+    """NG image archive."""
+
+    enabled: bool = Field(False, description="Save images of NG parts.")
+    dir: Path = Field(Path("archive"), description="Archive directory.")
+    max_files: int = Field(10_000, ge=1, description="Oldest images are deleted past this count.")
