@@ -53,6 +53,7 @@ from inspector.inspect import LoadedModel, LoadedRecipe
 from inspector.logging import get_logger
 from inspector.models import build_postprocessor
 from inspector.pipeline import Pipeline
+from inspector.preflight import check_environment, check_recipe
 from inspector.sinks import LogSink, MetricsSink, QueuedSink, ResultSink
 from inspector.supervisor import Fault, Supervisor
 from inspector.trigger import InternalTrigger, TriggerSource
@@ -221,15 +222,18 @@ class App:
         )
         metrics.STATE.set(0)
         check_cpus(cfg.pipeline.cpus)
+        if problems := check_environment(cfg):  # the same checks as check-config
+            raise ConfigError("\n".join(problems))
         if self.serve_metrics:
             self.metrics_server = metrics.serve(cfg.metrics.host, cfg.metrics.port)
             self._started.append("metrics")
             log.info("metrics_serving", host=cfg.metrics.host, port=self.metrics_server.port)
         for recipe in cfg.recipes:
             self._step(f"recipe {recipe.id}")
-            self.recipes[recipe.id] = load_recipe(
-                recipe, frames_in_flight=cfg.pipeline.frames_in_flight
-            )
+            loaded = load_recipe(recipe, frames_in_flight=cfg.pipeline.frames_in_flight)
+            self.recipes[recipe.id] = loaded
+            if problems := check_recipe(recipe, [m.post.class_names for m in loaded.models]):
+                raise ConfigError("\n".join(problems))
             log.info(
                 "recipe_loaded",
                 recipe_id=recipe.id,

@@ -44,7 +44,11 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    load_config(args.file)
+    """Validate the file and run the start-up preflight (no hardware is opened)."""
+    from inspector.preflight import preflight
+
+    cfg = load_config(args.file)
+    preflight(cfg)
     print(f"{args.file}: OK")
     return 0
 
