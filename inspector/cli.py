@@ -2,13 +2,13 @@
 
 Exit codes: 0 success, 1 runtime failure, 2 usage, 78 (EX_CONFIG) for configuration
 errors so that systemd's ``RestartPreventExitStatus=78`` stops a restart loop.
-Subsystems add their own subcommands through ``register_cli(subparsers)``.
+Subsystems add their own subcommands through ``register_cli(subparsers)``, listed in
+``COMMANDS`` (``inspector.registry``) and imported when the parser is built.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import signal
 import sys
@@ -20,12 +20,19 @@ from inspector import __version__
 from inspector.config import DEFAULT_CONFIG_PATH, config_schema, load_config
 from inspector.errors import EXIT_CONFIG, ConfigError, InspectorError
 from inspector.logging import configure, get_logger
+from inspector.registry import Registry
 
 log = get_logger("inspector.cli")
 
-#: Modules that contribute subcommands with ``register_cli(subparsers)``; imported lazily
-#: and skipped only if the module itself is absent from this installation.
-PLUGINS = ("inspector.plc.cli", "inspector.camera.cli", "inspector.engine.cli")
+#: Subcommands contributed by subsystems: name → their ``register_cli(subparsers)``.
+COMMANDS = Registry(
+    "command",
+    {
+        "plc-sim": "inspector.sim.cli:register_cli",
+        "camera": "inspector.camera.cli:register_cli",
+        "engine": "inspector.engine_cli:register_cli",
+    },
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -130,14 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", type=int, default=None, help="recipe id (default: default_recipe)")
     p.set_defaults(func=cmd_replay)
 
-    for name in PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but something it needs is missing
-                raise
-            continue
-        module.register_cli(sub)
+    for name in COMMANDS.entries:
+        COMMANDS.load(name)(sub)
     return parser
 
 

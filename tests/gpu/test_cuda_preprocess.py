@@ -79,7 +79,7 @@ def test_ring_of_frames_in_flight_keeps_each_frame(staging: bool) -> None:
     must be its own frame's (a slot reused too early would show another frame)."""
     import torch
 
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
     from inspector.preprocess.cuda import CudaPreprocessor
 
     cfg = PreprocessConfig()
@@ -120,7 +120,7 @@ def test_ring_of_frames_in_flight_keeps_each_frame(staging: bool) -> None:
 
 
 def test_wrong_frame_is_a_frame_error() -> None:
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
     from inspector.preprocess.cuda import CudaPreprocessor
 
     stream = cu.stream_create()
@@ -135,7 +135,7 @@ def test_wrong_frame_is_a_frame_error() -> None:
 
 def test_cuda_error_is_a_named_backend_error() -> None:
     """A failing CUDA call raises BackendError named after the CUDA error, and counts."""
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
     from inspector.preprocess.cuda import CudaPreprocessor
 
     cu.make_current()
@@ -157,7 +157,7 @@ _ILLEGAL_ADDRESS = """
 import numpy as np
 from inspector.config import PreprocessConfig
 from inspector.errors import BackendError
-from inspector.gpu import driver as cu
+from inspector.nvidia import driver as cu
 from inspector.preprocess.cuda import CudaPreprocessor
 stream = cu.stream_create()
 pre = CudaPreprocessor(

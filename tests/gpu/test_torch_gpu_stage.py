@@ -58,7 +58,7 @@ def test_host_infer_matches_eager_torch(tiny_detector: Path) -> None:
 def test_graph_replay_on_bound_stream_matches_eager(tiny_detector: Path) -> None:
     import torch
 
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
 
     eager, graphed = _backend(tiny_detector, graph=False), _backend(tiny_detector)
     stream = cu.stream_create()
@@ -129,8 +129,8 @@ def _assert_filtered(got: np.ndarray, full: np.ndarray, floor: float) -> None:
 def test_candidate_filter_keeps_exactly_the_columns_above_the_floor(half: bool) -> None:
     import torch
 
-    from inspector.gpu import driver as cu
     from inspector.gpu.compact import CandidateFilter
+    from inspector.nvidia import driver as cu
 
     rng = np.random.default_rng()
     raw = rng.random((1, 7, 8400), dtype=np.float32)

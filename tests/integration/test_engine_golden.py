@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inspector.backends.onnxruntime import OnnxRuntimeBackend
+from inspector.backends.onnxruntime import OnnxRuntimeBackend, open_reference
 from inspector.config import ModelConfig, PreprocessConfig
 from inspector.engine import cache, golden
 from inspector.engine.build import Toolchain, build_engine, verdict_function
@@ -181,7 +181,7 @@ def toolchain(ort: OnnxRuntimeBackend, factor: float, runners: list[OrtRunner]) 
         runners.append(OrtRunner(ort, factor))
         return runners[-1]
 
-    return Toolchain("10.3.0", "Orin", "8.7", FakeCompiler(), open_runner)
+    return Toolchain("10.3.0", "Orin", "8.7", FakeCompiler(), open_runner, open_reference)
 
 
 def test_build_writes_manifest_after_golden_pass_and_cache_uses_it(

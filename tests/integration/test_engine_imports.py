@@ -35,7 +35,7 @@ def run_and_list_heavy(tmp_path: Path, body: str) -> dict[str, object]:
 def test_package_and_engine_modules_import_nothing_heavy(tmp_path: Path) -> None:
     body = """
 import inspector
-import inspector.backends.tensorrt, inspector.engine.cli, inspector.engine.build
+import inspector.backends.tensorrt, inspector.engine_cli, inspector.engine.build
 import inspector.engine.trt_build, inspector.engine.cudart, inspector.engine.golden
 from inspector.backends import backend_class
 assert backend_class("tensorrt").__name__ == "TensorRTBackend"

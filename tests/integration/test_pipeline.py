@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from inspector.app import App
-from inspector.camera.sim import SimCamera
 from inspector.config import Config, parse_config
+from inspector.sim.camera import SimCamera
 from inspector.types import Frame, PartResult, Reason, Trigger
 from tests.conftest import make_detector_onnx
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from inspector.camera.sim import write_dataset
 from inspector.config import SimCameraConfig
+from inspector.sim.camera import write_dataset
 from tests.conftest import make_detector_onnx
 
 
