@@ -101,7 +101,7 @@ def frames_for(fmt: str, h: int, w: int, n: int) -> list[np.ndarray]:
     """Sim-line parts when the sim camera is there, else structured noise."""
     try:
         from inspector.config import SimCameraConfig
-        from inspector.sim.camera import render_part
+        from inspector.sim.render import render_part
 
         cfg = SimCameraConfig(width=w, height=h, pixel_format=fmt)
         return [render_part(1234, i, cfg)[0] for i in range(n)]
