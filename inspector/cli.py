@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from inspector import __version__
-from inspector.config import DEFAULT_CONFIG_PATH, config_schema, load_config
+from inspector.config import DEFAULT_CONFIG_PATH, config_hash, config_schema, load_config
 from inspector.errors import EXIT_CONFIG, ConfigError, InspectorError
 from inspector.logging import configure, get_logger
 from inspector.registry import Registry
@@ -48,8 +48,13 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    load_config(args.file)
+    from inspector.app import config_crc16, models_hash
+
+    cfg = load_config(args.file)
+    model_hash, cfg_hash = models_hash(cfg), config_hash(cfg)
     print(f"{args.file}: OK")
+    crc = config_crc16(model_hash, cfg_hash)
+    print(f"CONFIG_CRC 0x{crc:04X} (config {cfg_hash}, models {model_hash})")
     return 0
 
 

@@ -92,6 +92,37 @@ def test_hash_is_stable_and_sensitive() -> None:
     assert config_hash(a) == config_hash(b) != config_hash(c)
 
 
+def _check_config_crc(config: Path) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "inspector", "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    crc = [line for line in proc.stdout.splitlines() if line.startswith("CONFIG_CRC ")]
+    assert len(crc) == 1, proc.stdout
+    return crc[0]
+
+
+def test_config_crc_does_not_depend_on_install_dir_or_overrides(tmp_path: Path) -> None:
+    """Same YAML and same model bytes in two directories: one CONFIG_CRC; the model
+    hash follows the file's content, and command-line overrides are not hashed."""
+    crcs = []
+    for where in ("a", "b/deeper"):
+        d = tmp_path / where
+        d.mkdir(parents=True)
+        (d / "model.onnx").write_bytes(b"the same model bytes")
+        (d / "c.yaml").write_text(MINIMAL)
+        crcs.append(_check_config_crc(d / "c.yaml"))
+    assert crcs[0] == crcs[1]
+    (tmp_path / "a" / "model.onnx").write_bytes(b"other model bytes")
+    assert _check_config_crc(tmp_path / "a" / "c.yaml") != crcs[0]
+    cfg = load_config(tmp_path / "b" / "deeper" / "c.yaml")
+    port = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"port": 9999})})
+    assert config_hash(port) == config_hash(cfg) == config_hash(parse_config(MINIMAL))
+
+
 def test_schema_has_description_on_every_field() -> None:
     schema = config_schema()
     missing = []
