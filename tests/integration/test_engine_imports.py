@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, make_detector_onnx
+from tests.support.common import REPO
+from tests.support.onnx_models import make_detector_onnx
 
 HEAVY = ("tensorrt", "cuda", "torch")
 

@@ -24,7 +24,7 @@ from inspector.plc.protocol import ERR_RESULT_OVERFLOW, ERR_UNKNOWN_RECIPE, Comm
 from inspector.sim.plc import PlcSimulator, start_embedded
 from inspector.sim.plc_program import PlcModel
 from inspector.types import PlcVerdict
-from tests.integration.plc_support import FakePipeline, RunningLink, expected_ok, wait_for
+from tests.support.plc import FakePipeline, RunningLink, expected_ok, wait_for
 
 PARTS = 2000
 RATE_HZ = 100

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from inspector.config import SimCameraConfig
 from inspector.sim.camera import write_dataset
-from tests.conftest import make_detector_onnx
+from tests.support.onnx_models import make_detector_onnx
 
 
 def test_replay_writes_verdicts_and_confusion(tmp_path: Path) -> None:
