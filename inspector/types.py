@@ -151,6 +151,9 @@ class PartResult:
     t_verdict_ns: int
     stage_ns: dict[str, int] = field(default_factory=dict)
     frame_id: int | None = None
+    #: The inspected frame (None when the part never got one: timeout, overrun, no image).
+    #: Shared, never copied: sinks that keep it (archive, web page) must not modify it.
+    frame: Frame | None = None
 
     @property
     def cycle_ns(self) -> int:
