@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from inspector.config import (
     parse_config,
 )
 from inspector.errors import EXIT_CONFIG, ConfigError
+from tests.support.onnx_models import make_detector_onnx
 
 MINIMAL = """\
 recipes:
@@ -108,15 +110,16 @@ def _check_config_crc(config: Path) -> str:
 def test_config_crc_does_not_depend_on_install_dir_or_overrides(tmp_path: Path) -> None:
     """Same YAML and same model bytes in two directories: one CONFIG_CRC; the model
     hash follows the file's content, and command-line overrides are not hashed."""
+    model = make_detector_onnx(tmp_path / "model.onnx", [(30, 30, 8, 8, 0, 0.9)])
     crcs = []
     for where in ("a", "b/deeper"):
         d = tmp_path / where
         d.mkdir(parents=True)
-        (d / "model.onnx").write_bytes(b"the same model bytes")
+        shutil.copyfile(model, d / "model.onnx")
         (d / "c.yaml").write_text(MINIMAL)
         crcs.append(_check_config_crc(d / "c.yaml"))
     assert crcs[0] == crcs[1]
-    (tmp_path / "a" / "model.onnx").write_bytes(b"other model bytes")
+    make_detector_onnx(tmp_path / "a" / "model.onnx", [(30, 30, 8, 8, 1, 0.9)])
     assert _check_config_crc(tmp_path / "a" / "c.yaml") != crcs[0]
     cfg = load_config(tmp_path / "b" / "deeper" / "c.yaml")
     port = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"port": 9999})})
