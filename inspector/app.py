@@ -98,8 +98,8 @@ def load_recipe(
         backend.warmup(warmup_runs)
         loaded = LoadedModel(m, backend, post)
         if m.preprocess.device == "cuda":
-            from inspector.gpu.driver import failure_count
             from inspector.gpu.stage import use_gpu_stage
+            from inspector.nvidia.driver import failure_count
 
             gpu = use_gpu_stage(loaded, frames_in_flight=frames_in_flight)
             loaded.on_close.append(gpu.close)
@@ -340,7 +340,7 @@ class App:
     def _start_plc(self) -> None:
         """Build the PLC link; in client role start the embedded simulator first."""
         from inspector.plc.link import PlcLink
-        from inspector.plc.sim import start_embedded
+        from inspector.sim.plc import start_embedded
 
         plc_cfg = self.cfg.plc
         if plc_cfg.simulator and plc_cfg.role == "client":
@@ -357,7 +357,7 @@ class App:
 
     def _start_server_role_simulator(self) -> None:
         """Server role: the simulator polls the daemon, so it starts once the link serves."""
-        from inspector.plc.sim import start_embedded
+        from inspector.sim.plc import start_embedded
 
         assert self.plc is not None
         if not self.plc.serving.wait(5):

@@ -29,9 +29,9 @@ from inspector.app import ERROR_INTERNAL, App
 from inspector.config import parse_config
 from inspector.errors import EXIT_CONFIG, EXIT_INTERNAL
 from inspector.plc.protocol import State
-from inspector.plc.sim import PlcSimulator
+from inspector.sim.plc import PlcSimulator
 from inspector.types import PartResult
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 MODEL = REPO / "engines" / "demo_detector.onnx"
 
