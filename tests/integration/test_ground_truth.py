@@ -15,7 +15,7 @@ import threading
 from inspector.app import App
 from inspector.config import parse_config
 from inspector.types import PartResult, Reason
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 PARTS = 200
 
