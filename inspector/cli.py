@@ -45,10 +45,12 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the file and run the start-up preflight (no hardware is opened)."""
-    from inspector.preflight import preflight
+    from inspector.preflight import check_warnings, preflight
 
     cfg = load_config(args.file)
     preflight(cfg)
+    for warning in check_warnings(cfg):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.file}: OK")
     return 0
 
