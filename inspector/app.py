@@ -1,8 +1,10 @@
 """The one place that builds every component from config and runs them.
 
 ``App.start()`` brings components up in flow order of dependence: metrics endpoint,
-models (all recipes loaded and warmed), camera, sinks, pipeline threads, PLC link,
-trigger source; then tells systemd READY. ``App.stop()`` hands over in this order:
+models (all recipes loaded, warmed, and proven by one synthetic part of the camera's
+size and format through preprocess, infer, postprocess and decide), camera, sinks,
+pipeline threads, PLC link, trigger source; then tells systemd READY. ``App.stop()``
+hands over in this order:
 
 1. stop accepting triggers (the internal timer ends; a PLC trigger that still arrives
    is answered NG ``offline`` at once);

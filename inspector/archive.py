@@ -12,8 +12,10 @@ because the archive must never slow the line. Every such image ends up counted o
   was off.
 
 A failure (at start too: a directory that cannot be created) turns the archive off
-for ``retry_s``, with ``inspector_archive_up`` 0 and one rate-limited log line; then
-the next image tries again. Inspection and the start never wait for it or stop for it.
+for ``retry_s`` and raises the fault flag (``inspector_archive_up`` 0, an error line
+at most once a minute); then the next image tries again, and the first image written
+clears the flag (``archive_resumed``). Inspection and the start never wait for it or
+stop for it.
 
 Files: each image is encoded in memory, written under a temporary name with its
 sidecar, and both are renamed into place, the sidecar last; any failure removes what
@@ -41,7 +43,8 @@ from inspector.logging import RateLimitedLog, get_logger
 from inspector.types import Frame, PartResult, Verdict
 
 log = get_logger(__name__)
-_errors = RateLimitedLog(log)
+#: A full disk stays full for a while: one line a minute says so (with a suppressed count).
+_errors = RateLimitedLog(log, period_s=60.0)
 
 _TMP = ".tmp"
 
@@ -58,8 +61,9 @@ class Archive:
         self.cfg = cfg
         #: Stems (path without suffix) of complete image+sidecar pairs, oldest first.
         self._kept: deque[Path] = deque()
-        self._up = False
+        self._open_dir = False  # the directory is listed and writes are tried
         self._retry_at_ns = 0
+        self._faulted = False  # the fault flag: the last attempt failed
         self.written = 0
         self.failed = 0
         self.dropped = 0
@@ -68,12 +72,14 @@ class Archive:
 
     @property
     def up(self) -> bool:
-        """True while the archive writes; False while it is off after a failure."""
-        return self._up
+        """False from a failure until an image is written again (``inspector_archive_up``)."""
+        return not self._faulted
 
     def start(self) -> None:
         """Open the directory; never raises (an unwritable archive is off, not fatal)."""
-        self._open()
+        if self._open():
+            metrics.ARCHIVE_UP.set(1)
+            log.info("archive_up", dir=str(self.cfg.dir), images=len(self._kept))
 
     def wants(self, result: PartResult) -> bool:
         """Only NG parts with a frame have an image to archive."""
@@ -89,7 +95,7 @@ class Archive:
         if not self.wants(result):
             return
         assert result.frame is not None  # wants() checked it
-        if not self._up and (time.monotonic_ns() < self._retry_at_ns or not self._open()):
+        if not self._open_dir and (time.monotonic_ns() < self._retry_at_ns or not self._open()):
             self._count("failed")
             return
         try:
@@ -101,6 +107,10 @@ class Archive:
         self._count("written")
         self._keep(stem)
         self._prune()
+        if self._faulted:
+            self._faulted = False
+            metrics.ARCHIVE_UP.set(1)
+            log.info("archive_resumed", dir=str(self.cfg.dir), failed=self.failed)
 
     def close(self) -> None:
         """Say what the archive did (one log line); the files stay."""
@@ -122,17 +132,16 @@ class Archive:
         except OSError as exc:
             self._go_off("archive_unavailable", exc)
             return False
-        if not self._up:
-            log.info("archive_up", dir=str(self.cfg.dir), images=len(self._kept))
-        self._up = True
-        metrics.ARCHIVE_UP.set(1)
+        self._open_dir = True
         return True
 
     def _go_off(self, event: str, exc: BaseException) -> None:
-        self._up = False
+        """Off for ``retry_s``, fault flag up, and a log line at most once a minute."""
+        self._open_dir = False
+        self._faulted = True
         self._retry_at_ns = time.monotonic_ns() + int(self.cfg.retry_s * 1e9)
         metrics.ARCHIVE_UP.set(0)
-        kind = type(exc).__name__ if not isinstance(exc, OSError) else str(exc.errno)
+        kind = str(exc.errno) if isinstance(exc, OSError) else type(exc).__name__
         _errors.error(
             event, kind=kind, dir=str(self.cfg.dir), error=str(exc), retry_s=self.cfg.retry_s
         )

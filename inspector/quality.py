@@ -50,26 +50,36 @@ def stride(height: int, width: int, samples: int) -> int:
     return step if step % 2 else step + 1
 
 
-def _grey(view: npt.NDArray[np.uint8], pixel_format: str) -> U8:
-    """A contiguous one-channel copy of a (strided) view."""
-    small = np.ascontiguousarray(view)
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """The subsampled frame the gate reads: one grey plane and its saturated fraction."""
+
+    grey: U8
+    saturated: float  # fraction of pixels at 255 (any channel of a colour pixel)
+    step: int
+
+
+def _sample(img: npt.NDArray[np.uint8], pixel_format: str, samples: int) -> _Sample:
+    """Every ``step``-th pixel of every ``step``-th row (odd step), as a grey plane."""
+    h, w = img.shape[:2]
+    step = stride(h, w, samples)
     if pixel_format in _COLOUR:
-        return np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), np.uint8)
-    return small
+        # OpenCV's nearest-neighbour resize picks the same kind of lattice, and is ~5x
+        # faster than numpy's strided gather of 3-byte pixels.
+        small = cv2.resize(img, (-(-w // step), -(-h // step)), interpolation=cv2.INTER_NEAREST)
+        grey = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), np.uint8)
+        b, g, r = cv2.split(small)
+        top = cv2.max(cv2.max(b, g), r)
+    else:
+        grey = np.ascontiguousarray(img[::step, ::step])
+        top = grey
+    saturated = np.count_nonzero(top == 255) / max(1, grey.size)
+    return _Sample(grey, float(saturated), step)
 
 
 def _mean_std(grey: U8) -> tuple[float, float]:
     mean, std = cv2.meanStdDev(grey)
     return float(mean[0, 0]), float(std[0, 0])
-
-
-def _saturated(view: npt.NDArray[np.uint8], grey: U8, pixel_format: str) -> float:
-    """Fraction of pixels with a value at 255 (any channel of a colour pixel)."""
-    if pixel_format in _COLOUR:
-        hits = np.count_nonzero((view == 255).any(axis=2))
-    else:
-        hits = np.count_nonzero(grey == 255)
-    return hits / max(1, grey.size)
 
 
 def focus(grey: U8) -> float:
@@ -93,12 +103,9 @@ def _checked(image: npt.NDArray[np.generic], pixel_format: str) -> npt.NDArray[n
 
 def measure(image: npt.NDArray[np.generic], pixel_format: str, samples: int) -> QualityStats:
     """All of the gate's measures (tools and threshold setting; the gate itself is lazier)."""
-    img = _checked(image, pixel_format)
-    step = stride(img.shape[0], img.shape[1], samples)
-    view = img[::step, ::step]
-    grey = _grey(view, pixel_format)
-    mean, std = _mean_std(grey)
-    return QualityStats(mean, std, _saturated(view, grey, pixel_format), focus(grey))
+    sample = _sample(_checked(image, pixel_format), pixel_format, samples)
+    mean, std = _mean_std(sample.grey)
+    return QualityStats(mean, std, sample.saturated, focus(sample.grey))
 
 
 def check_quality(
@@ -109,36 +116,34 @@ def check_quality(
     Raises FrameError when the frame is not 8-bit (deep frames must be converted by
     their declared bit depth before they get here).
     """
-    img = _checked(image, pixel_format)
-    step = stride(img.shape[0], img.shape[1], cfg.samples)
-    view = img[::step, ::step]
-    grey = _grey(view, pixel_format)
-    mean, std = _mean_std(grey)
+    sample = _sample(_checked(image, pixel_format), pixel_format, cfg.samples)
+    mean, std = _mean_std(sample.grey)
     lo, hi = cfg.mean
     if not lo <= mean <= hi:
         return QualityFailure("brightness", f"mean level {mean:.1f} outside {lo:g}..{hi:g}")
     if std < cfg.min_std:
         return QualityFailure("contrast", f"level std {std:.1f} below {cfg.min_std:g}")
-    saturated = _saturated(view, grey, pixel_format)
-    if saturated > cfg.max_saturated:
+    if sample.saturated > cfg.max_saturated:
         return QualityFailure(
-            "saturation", f"{saturated:.1%} of pixels saturated, above {cfg.max_saturated:.1%}"
+            "saturation",
+            f"{sample.saturated:.1%} of pixels saturated, above {cfg.max_saturated:.1%}",
         )
-    if cfg.min_focus is not None and (sharp := focus(grey)) < cfg.min_focus:
+    if cfg.min_focus is not None and (sharp := focus(sample.grey)) < cfg.min_focus:
         return QualityFailure("focus", f"focus {sharp:.1f} below {cfg.min_focus:g}")
     if cfg.presence is not None:
-        return _presence(img, pixel_format, cfg.presence, step)
+        return _presence(sample, cfg.presence)
     return None
 
 
-def _presence(
-    img: npt.NDArray[np.uint8], pixel_format: str, cfg: PresenceConfig, step: int
-) -> QualityFailure | None:
+def _presence(sample: _Sample, cfg: PresenceConfig) -> QualityFailure | None:
+    """The presence box, read on the subsample (at least one sample of it)."""
     x1, y1, x2, y2 = cfg.box
-    box = img[y1:y2:step, x1:x2:step]
-    if box.shape[0] < 1 or box.shape[1] < 1:
+    step, grey = sample.step, sample.grey
+    r0, c0 = -(-y1 // step), -(-x1 // step)
+    box = grey[r0 : max(-(-y2 // step), r0 + 1), c0 : max(-(-x2 // step), c0 + 1)]
+    if box.size == 0:
         return QualityFailure("presence", f"box {list(cfg.box)} lies outside the frame")
-    mean, std = _mean_std(_grey(box, pixel_format))
+    mean, std = _mean_std(np.ascontiguousarray(box))
     lo, hi = cfg.mean
     if not lo <= mean <= hi:
         return QualityFailure(
