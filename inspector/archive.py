@@ -69,6 +69,7 @@ class Archive:
         self.dropped = 0
         self._outcome = {o: metrics.ARCHIVE_IMAGES.labels(o) for o in ("written", "failed")}
         self._dropped = metrics.ARCHIVE_IMAGES.labels("dropped")
+        self._up_flag = metrics.ARCHIVE_UP.labels(str(cfg.dir))
 
     @property
     def up(self) -> bool:
@@ -78,7 +79,7 @@ class Archive:
     def start(self) -> None:
         """Open the directory; never raises (an unwritable archive is off, not fatal)."""
         if self._open():
-            metrics.ARCHIVE_UP.set(1)
+            self._up_flag.set(1)
             log.info("archive_up", dir=str(self.cfg.dir), images=len(self._kept))
 
     def wants(self, result: PartResult) -> bool:
@@ -109,7 +110,7 @@ class Archive:
         self._prune()
         if self._faulted:
             self._faulted = False
-            metrics.ARCHIVE_UP.set(1)
+            self._up_flag.set(1)
             log.info("archive_resumed", dir=str(self.cfg.dir), failed=self.failed)
 
     def close(self) -> None:
@@ -140,7 +141,7 @@ class Archive:
         self._open_dir = False
         self._faulted = True
         self._retry_at_ns = time.monotonic_ns() + int(self.cfg.retry_s * 1e9)
-        metrics.ARCHIVE_UP.set(0)
+        self._up_flag.set(0)
         kind = str(exc.errno) if isinstance(exc, OSError) else type(exc).__name__
         _errors.error(
             event, kind=kind, dir=str(self.cfg.dir), error=str(exc), retry_s=self.cfg.retry_s

@@ -250,7 +250,9 @@ ARCHIVE_IMAGES = Counter(
 )
 ARCHIVE_UP = Gauge(
     "inspector_archive_up",
-    "1 while the archive writes; 0 while it is off after a failure (a fault flag: "
-    "inspection goes on). Absent when the archive is disabled.",
+    "1 while the archive writes; 0 from a failure until an image is written again (a "
+    "fault flag: inspection goes on), by archive directory. Absent when the archive is "
+    "disabled.",
+    ["dir"],
     registry=REGISTRY,
 )

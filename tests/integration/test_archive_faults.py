@@ -84,7 +84,8 @@ def test_archive_dir_that_cannot_be_created_does_not_stop_start_or_verdicts(
     assert delta["written"] == 0
     assert delta["failed"] + delta["dropped"] == archived
     assert delta["dropped"] == delta["sink_dropped"]
-    assert metrics.REGISTRY.get_sample_value("inspector_archive_up") == 0
+    up = metrics.REGISTRY.get_sample_value("inspector_archive_up", {"dir": str(where)})
+    assert up == 0
     assert where.read_text().startswith("a file")
 
 

@@ -83,6 +83,10 @@ def _delta(before: dict[str, float]) -> dict[str, float]:
     return {k: after[k] - before[k] for k in after}
 
 
+def _up(archive_dir: Path) -> float | None:
+    return metrics.REGISTRY.get_sample_value("inspector_archive_up", {"dir": str(archive_dir)})
+
+
 FRAME = Frame(np.full((32, 32), 90, np.uint8), "Mono8", 1, 0)
 
 
@@ -97,7 +101,7 @@ def test_archive_counts_written_and_keeps_pairs_only(tmp_path: Path) -> None:
     before = _archive_counts()
     arch = Archive(ArchiveConfig(enabled=True, dir=d, max_files=3))
     arch.start()
-    assert arch.up and metrics.REGISTRY.get_sample_value("inspector_archive_up") == 1
+    assert arch.up and _up(d) == 1
     assert sorted(p.name for p in d.iterdir()) == [
         "20000101T000000_0000000004_defect.json",
         "20000101T000000_0000000004_defect.png",
@@ -124,14 +128,14 @@ def test_unwritable_archive_is_off_counts_failures_and_comes_back(tmp_path: Path
     before = _archive_counts()
     arch = Archive(cfg)
     arch.start()  # never raises: the archive is off, with a fault flag
-    assert not arch.up and metrics.REGISTRY.get_sample_value("inspector_archive_up") == 0
+    assert not arch.up and _up(where) == 0
     for part in range(1, 4):
         arch.publish(_ng(part, FRAME))
     assert _delta(before) == {"written": 0, "dropped": 0, "failed": 3, "sink_dropped": 0}
     where.unlink()  # fixed (the directory can be created now); the retry is time-based
     time.sleep(cfg.retry_s)
     arch.publish(_ng(4, FRAME))
-    assert arch.up and metrics.REGISTRY.get_sample_value("inspector_archive_up") == 1
+    assert arch.up and _up(where) == 1
     assert _delta(before) == {"written": 1, "dropped": 0, "failed": 3, "sink_dropped": 0}
     # The directory goes away under a running archive: the write fails, nothing is left.
     shutil.rmtree(where)
