@@ -6,8 +6,9 @@ size and format through preprocess, infer, postprocess and decide), camera, sink
 pipeline threads, PLC link, trigger source; then tells systemd READY. ``App.stop()``
 hands over in this order:
 
-1. stop accepting triggers (the internal timer ends; a PLC trigger that still arrives
-   is answered NG ``offline`` at once);
+1. stop accepting triggers: STATE offline to the PLC (a line stops feeding parts to an
+   offline vision), the internal timer ends, and a PLC trigger that still arrives is
+   answered NG ``offline`` at once;
 2. finish the parts in flight and publish every verdict, to the PLC too;
 3. let the PLC link write what it holds, then STATE offline, and close it;
 4. drain the queued sinks (log, archive, …), close camera, models and metrics.
@@ -460,6 +461,8 @@ class App:
         self.stop_event.set()
         systemd.stopping()
         t0 = time.monotonic()
+        if self.supervisor.faulted is None:
+            self._set_state(4)  # STATE offline first: the line stops feeding parts
         self._trigger_stop.set()
         if self._trigger_thread is not None:
             self._trigger_thread.join(timeout=0.5)
@@ -468,8 +471,6 @@ class App:
         if self.plc is not None and self._link_thread is not None:
             left = max(0.1, STOP_BUDGET_S * 0.75 - (time.monotonic() - t0))
             self.plc.drain(left)
-        if self.supervisor.faulted is None:
-            self._set_state(4)
         self._link_stop.set()
         if self._link_thread is not None:
             self._link_thread.join(timeout=0.5)
