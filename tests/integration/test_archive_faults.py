@@ -123,3 +123,35 @@ def test_full_disk_counts_every_image_and_leaves_no_orphans(tmp_path: Path) -> N
     assert len(failures) == 1 and failures[0]["level"] == "error"
     assert "File too large" in failures[0]["error"]
     assert list(archive.iterdir()) == []  # no image, no sidecar, no temporary file
+
+
+def test_check_config_warns_and_run_starts_with_an_unwritable_archive(tmp_path: Path) -> None:
+    model = make_detector_onnx(tmp_path / "m.onnx", [(30, 30, 8, 8, 1, 0.9)])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(_yaml(model, Path("/proc/version/archive"), per_part=True))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    check = subprocess.run(
+        [sys.executable, "-m", "inspector", "check-config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert check.returncode == 0, check.stderr
+    assert check.stderr.startswith("warning: archive.dir: /proc/version is not a directory")
+    run = subprocess.run(
+        [sys.executable, "-m", "inspector", "run", "-c", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    parts = [e for e in events if e["event"] == "part"]
+    assert [p["part_id"] for p in parts] == list(range(1, PARTS + 1))
+    (off,) = [e for e in events if e["event"] == "archive_unavailable"]
+    assert off["level"] == "error" and "Not a directory" in off["error"]
+    (summary,) = [e for e in events if e["event"] == "archive_summary"]
+    with_image = sum(p["reason"] == "defect" for p in parts)
+    assert summary["written"] == 0 and summary["failed"] + summary["dropped"] == with_image
