@@ -133,9 +133,10 @@ def prove_recipe(recipe: LoadedRecipe, frame: Frame) -> None:
         try:
             found, _ = model.stage(frame)
         except Exception as exc:  # whatever it is, every part would fail the same way
+            said = " ".join(str(exc).split())  # one line: runtimes' messages span several
             raise ModelError(
                 f"recipe {recipe.cfg.id} model {model.cfg.name!r}: the warm-up part "
-                f"({where} frame) failed: {type(exc).__name__}: {exc}"
+                f"({where} frame) failed: {type(exc).__name__}: {said}"
             ) from exc
         findings.extend(found)
     decide(findings, recipe.cfg.rules)
