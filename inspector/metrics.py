@@ -225,3 +225,34 @@ CAMERA_STALE_FRAMES = Counter(
     "Triggered camera: frames dropped because their part had already given up (late).",
     registry=REGISTRY,
 )
+
+# ------------------------------- inputs: image-quality gate, inspection errors, archive
+IMAGE_QUALITY_REJECTS = Counter(
+    "inspector_image_quality_rejects_total",
+    "Frames the recipe's image-quality gate refused (NG image_quality), by failed check "
+    "(brightness, contrast, saturation, focus, presence).",
+    ["check"],
+    registry=REGISTRY,
+)
+ERROR_PARTS_IN_A_ROW = Gauge(
+    "inspector_error_parts_in_a_row",
+    "Parts in a row, up to the last one, with reason 'error' (NG_ERROR); the station "
+    "faults at pipeline.fault_after_errors.",
+    registry=REGISTRY,
+)
+ARCHIVE_IMAGES = Counter(
+    "inspector_archive_images_total",
+    "Images of NG parts the archive handled, by outcome: written (image and sidecar), "
+    "dropped (its queue was full; equals inspector_sink_dropped_total{sink='archive'}), "
+    "failed (a write error, or the archive was off).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ARCHIVE_UP = Gauge(
+    "inspector_archive_up",
+    "1 while the archive writes; 0 from a failure until an image is written again (a "
+    "fault flag: inspection goes on), by archive directory. Absent when the archive is "
+    "disabled.",
+    ["dir"],
+    registry=REGISTRY,
+)

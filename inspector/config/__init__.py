@@ -42,6 +42,7 @@ from inspector.config.models import (
     RulesConfig,
 )
 from inspector.config.plc import PlcConfig
+from inspector.config.quality import PresenceConfig, QualityConfig
 from inspector.config.root import Config
 from inspector.config.services import ArchiveConfig, LoggingConfig, MetricsConfig, PipelineConfig
 
@@ -62,6 +63,8 @@ __all__ = [
     "PlcConfig",
     "Point",
     "PreprocessConfig",
+    "PresenceConfig",
+    "QualityConfig",
     "RecipeConfig",
     "RulesConfig",
     "Section",
