@@ -12,7 +12,8 @@ Checks, in the order a part flows:
   (ONNX Runtime, CPU) models are loaded and their outputs fitted to their family;
 * rules: every class name used in the rules exists in a model of the recipe (a
   misspelled ``scrach: 0.9`` would silently never apply: an escape risk);
-* directories the daemon writes to (archive, engines when it builds them) are writable.
+* directories the daemon writes to (archive, engines when it builds them, the MQTT
+  spool) are writable; plant extras (mqtt, opcua) installed, their certificates there.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ BACKEND_EXTRAS = {
     "tensorrt": (("tensorrt", "cuda"), "tensorrt"),
 }
 CUDA_PREPROCESS_EXTRAS = (("cuda",), "gpu")
+PLANT_EXTRAS = {"mqtt": (("paho",), "mqtt"), "opcua": (("asyncua",), "opcua")}
 
 
 def _missing(modules: Iterable[str]) -> list[str]:
@@ -83,7 +85,28 @@ def check_environment(cfg: Config) -> list[str]:
             problems += _model_file_problems(model, f"recipes[{r_i}].models[{m_i}]")
     if cfg.archive.enabled:
         problems.append(_writable_dir(cfg.archive.dir, "archive.dir") or "")
-    return [p for p in problems if p]
+    return [p for p in problems + _plant_problems(cfg) if p]
+
+
+def _plant_problems(cfg: Config) -> list[str]:
+    """MQTT and OPC UA: extras installed, spool directory writable, certificate files there."""
+    problems: list[str] = []
+    files: list[tuple[Path | None, str]] = []
+    if cfg.mqtt.enabled:
+        modules, extra = PLANT_EXTRAS["mqtt"]
+        problems.append(_extra_problem("mqtt.enabled", modules, extra) or "")
+        problems.append(_writable_dir(cfg.mqtt.spool_path.parent, "mqtt.spool_path") or "")
+        tls = cfg.mqtt.tls
+        if tls.enabled:
+            files += [(tls.ca_file, "mqtt.tls.ca_file"), (tls.cert_file, "mqtt.tls.cert_file")]
+            files += [(tls.key_file, "mqtt.tls.key_file")]
+    if cfg.opcua.enabled:
+        modules, extra = PLANT_EXTRAS["opcua"]
+        problems.append(_extra_problem("opcua.enabled", modules, extra) or "")
+        files += [(cfg.opcua.certificate, "opcua.certificate")]
+        files += [(cfg.opcua.private_key, "opcua.private_key")]
+    problems += [f"{key}: {p} does not exist" for p, key in files if p and not p.is_file()]
+    return problems
 
 
 def _model_file_problems(model: ModelConfig, key: str) -> list[str]:

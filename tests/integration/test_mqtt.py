@@ -1,0 +1,222 @@
+"""Every part's result to a real mosquitto: broker outage, daemon restart, schema, auth.
+
+The daemon runs as the real ``App`` on the sim line with the internal trigger, so the
+parts are real parts (camera, ONNX Runtime model, rules). A ``Record`` sink keeps what
+the daemon decided; the consumer must see exactly that, part for part, in order.
+
+Ordering needs the consumer subscribed before the station republishes: with
+persistence off, a broker that restarts forgets subscriptions, and what it receives
+before a subscriber is back reaches nobody (a plant runs a persistent broker and
+persistent sessions). So the restarted broker first admits only the consumer (password
+file without the station's user: the station's attempts are refused, CONNACK "not
+authorized"), and admits the station once the consumer has subscribed (SIGHUP).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from inspector import metrics
+from inspector.app import App
+from inspector.config import Config, parse_config
+from inspector.plant.message import load_schema
+from inspector.plant.spool import Spool
+from inspector.types import PartResult, Reason
+from tests.conftest import REPO, free_port, make_detector_onnx
+from tests.daemon_support import Record
+from tests.plant_support import Consumer, Mosquitto, first_arrivals, password_file
+
+RATE_HZ = 10
+USERS = {"station": "s3cret-station", "consumer": "s3cret-consumer"}
+
+
+def daemon_config(
+    tmp_path: Path, port: int, *, max_parts: int | None = None, per_part: bool = False
+) -> str:
+    model = tmp_path / "m.onnx"
+    if not model.exists():  # a fixed detection: every part NG "defect" (the rules see it)
+        make_detector_onnx(model, [(30, 30, 8, 8, 2, 0.8)])
+    limit = f", max_parts: {max_parts}" if max_parts else ""
+    return f"""
+line: {{name: line-a, station: cam-1, cycle_budget_ms: 100}}
+trigger: {{source: internal, rate_hz: {RATE_HZ}{limit}}}
+camera: {{type: sim, sim: {{width: 320, height: 256, pool_size: 8, seed: 5}}}}
+recipes: [{{id: 1, name: plate, models: [{{path: "{model}"}}],
+           rules: {{min_confidence: {{default: 0.5}}}}}}]
+metrics: {{enabled: false}}
+logging: {{per_part: {str(per_part).lower()}, format: json}}
+mqtt: {{enabled: true, port: {port}, username: station, password: {USERS["station"]},
+       spool_path: "{tmp_path / "spool.sqlite"}", backoff_s: 0.05, backoff_max_s: 0.5,
+       connect_timeout_s: 2}}
+"""
+
+
+def check_against_record(parts: list[dict[str, Any]], results: list[PartResult]) -> None:
+    """Every decided part has one message, in trigger order, with the same verdict."""
+    assert [p["part_id"] for p in parts] == [r.trigger.part_id for r in results]
+    assert [p["verdict"] for p in parts] == ["OK" if r.verdict.ok else "NG" for r in results]
+    assert [p["reason"] for p in parts] == [r.verdict.reason.value for r in results]
+    seqs = [p["msg_seq"] for p in parts]
+    assert seqs == list(range(1, len(parts) + 1)), "a gap or a reordering in msg_seq"
+
+
+def sample(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def deadline_misses(results: list[PartResult]) -> int:
+    return sum(r.verdict.reason is Reason.TIMEOUT for r in results)
+
+
+def test_broker_killed_for_10_s_under_load_loses_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    pw = password_file(tmp_path / "passwd", USERS)
+    broker = Mosquitto(tmp_path, port, f"password_file {pw}").start()
+    consumer = Consumer(port, "inspector/#", "consumer", USERS["consumer"]).start()
+    record = Record()
+    app = App(parse_config(daemon_config(tmp_path, port)), extra_sinks=[record])
+    dropped_before = sample("inspector_mqtt_spool_dropped_total")
+    try:
+        consumer.wait_subscribed()
+        app.start()
+        assert len(consumer.wait_parts(lambda p: len(p) >= 20, 30)) >= 20
+        broker.kill()
+        killed_at = len(record.results)
+        app.stop_event.wait(10.0)  # the outage: parts go on at 10/s into the spool
+        assert len(record.results) >= killed_at + 80, "the line did not go on during the outage"
+        assert sample("inspector_mqtt_spool_messages") > 0
+        # Restart: the consumer first (station refused), then the station.
+        password_file(pw, {"consumer": USERS["consumer"]})
+        refused_before = sample("inspector_mqtt_errors_total", kind="refused")
+        broker.start()
+        consumer.wait_subscribed()
+        end = time.monotonic() + 10  # the station tried, and was kept out until now
+        while sample("inspector_mqtt_errors_total", kind="refused") == refused_before:
+            assert time.monotonic() < end, "the station never tried the restarted broker"
+            app.stop_event.wait(0.02)
+        password_file(pw, USERS)
+        broker.reload()
+        app.stop_event.wait(3.0)
+    finally:
+        app.stop()
+        consumer.wait_parts(lambda p: len(first_arrivals(p)) >= len(record.results), 15)
+        consumer.stop()
+        broker.kill()
+    results = sorted(record.results.values(), key=lambda r: r.trigger.trigger_seq)
+    parts = first_arrivals(consumer.parts())
+    assert len(results) >= 150
+    check_against_record(parts, results)
+    assert deadline_misses(results) == 0
+    assert sample("inspector_mqtt_spool_dropped_total") == dropped_before
+    last_state = consumer.states()[-1]
+    assert last_state["online"] is False and last_state["state"] == "offline"
+    assert Spool(tmp_path / "spool.sqlite", 1 << 20).count == 0  # everything acknowledged
+
+
+def test_daemon_restart_with_a_full_spool_replays_it_first(tmp_path: Path) -> None:
+    """Daemon A (a subprocess, stopped with SIGTERM) runs while the broker is down and
+    leaves its messages spooled; daemon B (in-process) starts with the broker up and
+    sends A's messages first, then its own, in order, nothing lost."""
+    port = free_port()
+    pw = password_file(tmp_path / "passwd", USERS)
+    cfg_path = tmp_path / "a.yaml"
+    cfg_path.write_text(daemon_config(tmp_path, port, per_part=True))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inspector", "run", "--config", str(cfg_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    a_parts: list[dict[str, Any]] = []
+    try:
+        assert proc.stdout is not None
+        while len(a_parts) < 30:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else "daemon A ended"
+            event = json.loads(line)
+            if event.get("event") == "part":
+                a_parts.append(event)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    a_parts += [e for e in map(json.loads, out.splitlines()) if e.get("event") == "part"]
+    assert Spool(tmp_path / "spool.sqlite", 1 << 20).count == len(a_parts)
+
+    broker = Mosquitto(tmp_path, port, f"password_file {pw}").start()
+    consumer = Consumer(port, "inspector/+/+/parts", "consumer", USERS["consumer"]).start()
+    record = Record()
+    app = App(parse_config(daemon_config(tmp_path, port, max_parts=30)), extra_sinks=[record])
+    try:
+        consumer.wait_subscribed()
+        app.start()
+        app.wait(30)
+    finally:
+        app.stop()
+        expected = len(a_parts) + len(record.results)
+        consumer.wait_parts(lambda p: len(first_arrivals(p)) >= expected, 15)
+        consumer.stop()
+        broker.kill()
+    parts = first_arrivals(consumer.parts())
+    runs = [p["run_id"] for p in parts]
+    assert len(set(runs)) == 2 and runs == sorted(runs, key=runs.index)  # A's run, then B's
+    first_run = [p for p in parts if p["run_id"] == runs[0]]
+    assert [p["part_id"] for p in first_run] == [e["part_id"] for e in a_parts]
+    assert [p["verdict"] for p in first_run] == [e["verdict"] for e in a_parts]
+    assert [p["msg_seq"] for p in first_run] == list(range(1, len(a_parts) + 1))
+    results = sorted(record.results.values(), key=lambda r: r.trigger.trigger_seq)
+    check_against_record([p for p in parts if p["run_id"] != runs[0]], results)
+    assert deadline_misses(results) == 0
+
+
+def test_messages_follow_the_json_schema_and_the_topics(tmp_path: Path) -> None:
+    port = free_port()
+    broker = Mosquitto(tmp_path, port).start()
+    consumer = Consumer(port, "inspector/#").start()
+    text = daemon_config(tmp_path, port, max_parts=10).replace(
+        "username: station, password: s3cret-station,", ""
+    )
+    cfg: Config = parse_config(text)
+    app = App(cfg)
+    try:
+        consumer.wait_subscribed()
+        app.start()
+        app.wait(30)
+    finally:
+        app.stop()
+        consumer.wait_parts(lambda p: len(p) >= 10, 10)
+        consumer.stop()
+        broker.kill()
+    part_schema, state_schema = load_schema("part.v1"), load_schema("state.v1")
+    checker = jsonschema.FormatChecker()
+    parts = consumer.parts()
+    assert len(parts) == 10
+    for p in parts:
+        jsonschema.validate(p, part_schema, format_checker=checker)
+        assert p["model_hash"] == app.model_hash and p["config_hash"] == app.config_hash
+    states = consumer.states()
+    for s in states:
+        jsonschema.validate(s, state_schema, format_checker=checker)
+    assert [s["state"] for s in states][-1] == "offline"
+    assert "ready" in [s["state"] for s in states]
+    topics = {t for t, _, _ in consumer.raw}
+    assert topics == {"inspector/line-a/cam-1/parts", "inspector/line-a/cam-1/state"}
+    # The schema really checks: a message without its id, or OK with a failing reason, fails.
+    for broken in (
+        {k: v for k, v in parts[0].items() if k != "msg_id"},
+        {**parts[0], "verdict": "OK", "reason": "defect"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, part_schema)
