@@ -10,6 +10,7 @@ are refused.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,7 @@ def test_client_browses_subscribes_and_sees_every_verdict(tmp_path: Path) -> Non
     app = App(cfg, extra_sinks=[record], trigger=trigger)
     try:
         app.start()
+        assert gc.get_freeze_count() > 100_000  # asyncua's objects out of the collector
         seen = asyncio.run(read_station(f"opc.tcp://127.0.0.1:{port}/inspector", app, gate))
     finally:
         gate.set()
