@@ -26,7 +26,7 @@ restarts us):
 | inspector-worker | ``inspect_part`` per frame; publishes in order | pipeline stop, queue empty |
 | inspector-publisher | deadlines; parts closed by trigger/acquisition | ledger ``finish`` |
 | inspector-sink-<name> | one slow sink each (log, archive, …) | its ``close`` after the drain |
-| inspector-mqtt-spool, inspector-mqtt, inspector-opcua | plant sinks (``plant/``) | ``plant.close`` after the drain |
+| inspector-mqtt-spool, -mqtt, -opcua | plant sinks (``plant/``) | ``plant.close`` after drain |
 | inspector-log | writes log lines to stdout | process exit (daemon thread) |
 | metrics HTTP | ``/metrics`` (prometheus_client's own server thread) | ``metrics_server.stop`` |
 | camera threads | the genicam reconnect/temperature loop | ``camera.close`` |

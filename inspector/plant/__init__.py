@@ -9,7 +9,7 @@ drain. paho-mqtt and asyncua are imported only when their section is enabled (ex
 | thread | owns | stops when |
 |---|---|---|
 | inspector-mqtt-spool | handoff → messages → SQLite spool | ``close``: handoff stored |
-| inspector-mqtt | the paho client: sends the spool, deletes acknowledged rows | ``close``: drained or budget spent |
+| inspector-mqtt | paho client: sends the spool, deletes acked rows | ``close``: drained |
 | inspector-opcua | asyncua server's asyncio loop: all OPC UA I/O and node updates | ``close`` |
 """
 

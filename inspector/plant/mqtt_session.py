@@ -22,6 +22,7 @@ last will publishes ``online: false`` if the station vanishes without a clean st
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
@@ -41,6 +42,10 @@ from inspector.plant.spool import Spool
 
 log = get_logger(__name__)
 _errors = RateLimitedLog(log)
+
+#: Acknowledged rows are deleted once this many wait, or the oldest waited this long.
+ACK_BATCH = 64
+ACK_DELAY_S = 0.25
 
 
 class SessionEnded(Exception):
@@ -74,16 +79,15 @@ class MqttSession:
         self._inflight: dict[int, int] = {}  # paho mid → spool row id
         self._state_mids: set[int] = set()
         self._acked: list[int] = []
+        self._acked_at = 0.0
         self._last_sent = 0
         self._failure: SessionEnded | None = None
 
     # ------------------------------------------------------- other threads' API
     def wake(self) -> None:
         """New rows in the spool, or a new state: look now (any thread)."""
-        try:
+        with contextlib.suppress(BlockingIOError, OSError):  # already woken, or closed at stop
             self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):  # already woken, or closed at stop
-            pass
 
     def set_state(self, state: int, error_code: int) -> None:
         self._state = (state, error_code)
@@ -184,7 +188,7 @@ class MqttSession:
 
     def _serve(self, client: paho.Client) -> None:
         while not self.stop.is_set():
-            self._forget_acked()
+            self._forget_acked(now=self._drain_until is not None)
             self._send_state(client)
             self._fill_window(client)
             if self._drain_until is not None and (
@@ -193,7 +197,7 @@ class MqttSession:
             ):
                 self._say_goodbye(client)
                 return
-            timeout = 1.0 if self._drain_until is None else 0.02
+            timeout = ACK_DELAY_S if self._drain_until is None else 0.02
             self._io(client, timeout)
             if self._failure is not None:
                 raise self._failure
@@ -234,8 +238,11 @@ class MqttSession:
             self._inflight[info.mid] = row.id
             self._last_sent = row.id
 
-    def _forget_acked(self) -> None:
-        if self._acked:
+    def _forget_acked(self, *, now: bool = True) -> None:
+        """Delete acknowledged rows, in batches: a delete that a crash loses only means a
+        duplicate after the restart, which consumers drop by ``msg_id``."""
+        due = len(self._acked) >= ACK_BATCH or time.monotonic() >= self._acked_at + ACK_DELAY_S
+        if self._acked and (now or due):
             acked, self._acked = self._acked, []
             self.spool.delete(acked)
             metrics.MQTT_ACKED.inc(len(acked))
@@ -295,4 +302,6 @@ class MqttSession:
         if rc.is_failure:
             self._failure = SessionEnded("puback", f"broker refused message: {rc}")
             return
+        if not self._acked:
+            self._acked_at = time.monotonic()
         self._acked.append(row_id)

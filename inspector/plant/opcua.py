@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gc
 import threading
 from datetime import datetime, timezone
@@ -85,10 +86,8 @@ class OpcUaSink:
     def _poke(self) -> None:
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed in between: stopping
                 loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # the loop closed in between: stopping
-                pass
 
     # ------------------------------------------------------------ start / stop
     def start(self, supervisor: Supervisor) -> None:

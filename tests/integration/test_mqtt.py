@@ -220,3 +220,99 @@ def test_messages_follow_the_json_schema_and_the_topics(tmp_path: Path) -> None:
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, part_schema)
+
+
+def make_tls_files(d: Path) -> tuple[Path, Path, Path]:
+    """A CA and a broker certificate for 127.0.0.1 / localhost (cryptography)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (d / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (d / "broker.pem").write_bytes(cert.public_bytes(pem))
+    (d / "broker.key").write_bytes(
+        key.private_bytes(
+            pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
+    return d / "ca.pem", d / "broker.pem", d / "broker.key"
+
+
+def test_tls_and_the_last_will_when_the_daemon_dies(tmp_path: Path) -> None:
+    """The daemon (subprocess) talks TLS to the broker; killed (SIGKILL), the broker
+    publishes its last will: the retained state says offline, connection lost."""
+    plain, tls_port = free_port(), free_port()
+    ca, cert, key = make_tls_files(tmp_path)
+    broker = Mosquitto(
+        tmp_path,
+        plain,
+        f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}",
+    ).start()
+    consumer = Consumer(plain, "inspector/#").start()
+    text = daemon_config(tmp_path, tls_port).replace(
+        "username: station, password: s3cret-station,", f'tls: {{enabled: true, ca_file: "{ca}"}},'
+    )
+    (tmp_path / "d.yaml").write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inspector", "run", "--config", str(tmp_path / "d.yaml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        consumer.wait_subscribed()
+        parts = consumer.wait_parts(lambda p: len(p) >= 5, 60)
+        assert len(parts) >= 5, (
+            proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
+        )
+        assert consumer.states()[-1]["state"] == "ready"
+        proc.kill()
+        proc.wait(5)
+        end = time.monotonic() + 10
+        while consumer.states()[-1].get("reason") != "connection lost":
+            assert time.monotonic() < end, consumer.states()[-1]
+            time.sleep(0.05)
+        will = consumer.states()[-1]
+        assert will["online"] is False and will["run_id"] == parts[0]["run_id"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=5)
+        consumer.stop()
+        broker.kill()
