@@ -117,9 +117,11 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
     lines = _yaml_lines(node) if node is not None else {}
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError("\n".join(format_errors(exc, lines, source))) from exc
+    cfg._as_written_hash = _fingerprint(cfg)
+    return cfg
 
 
 def load_config(path: Path | str | None = None) -> Config:
@@ -193,7 +195,16 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
 
 
 def config_hash(cfg: Config) -> str:
-    """A short, stable fingerprint of the validated config (build_info, CONFIG_CRC)."""
+    """A short, stable fingerprint of the config as written (build_info, CONFIG_CRC).
+
+    The same YAML gives the same hash wherever it is installed and whatever the
+    command line overrides (``--metrics-port``, ``--parts``): it is taken when the text
+    is parsed, with paths as written. A config built in code is hashed as it stands.
+    """
+    return cfg._as_written_hash or _fingerprint(cfg)
+
+
+def _fingerprint(cfg: Config) -> str:
     blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -32,9 +32,10 @@ from inspector.config import Config, parse_config
 from inspector.plant.message import load_schema
 from inspector.plant.spool import Spool
 from inspector.types import PartResult, Reason
-from tests.conftest import REPO, free_port, make_detector_onnx
-from tests.daemon_support import Record
-from tests.plant_support import Consumer, Mosquitto, first_arrivals, password_file
+from tests.support.common import REPO, free_port
+from tests.support.daemon import Record
+from tests.support.onnx_models import make_detector_onnx
+from tests.support.plant import Consumer, Mosquitto, first_arrivals, password_file
 
 RATE_HZ = 10
 USERS = {"station": "s3cret-station", "consumer": "s3cret-consumer"}

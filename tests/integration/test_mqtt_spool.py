@@ -74,7 +74,7 @@ def test_sink_counts_what_the_bound_drops_and_never_blocks(tmp_path: Path) -> No
     from inspector.plant.mqtt import MqttSink
     from inspector.supervisor import Supervisor
     from inspector.types import PartResult, Reason, Trigger, ng
-    from tests.conftest import free_port
+    from tests.support.common import free_port
 
     def dropped() -> float:
         return metrics.REGISTRY.get_sample_value("inspector_mqtt_spool_dropped_total") or 0.0

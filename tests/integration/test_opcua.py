@@ -21,8 +21,9 @@ from asyncua import Client, ua
 from inspector.app import App
 from inspector.config import parse_config
 from inspector.trigger import InternalTrigger, Submit
-from tests.conftest import free_port, make_detector_onnx
-from tests.daemon_support import Record
+from tests.support.common import free_port
+from tests.support.daemon import Record
+from tests.support.onnx_models import make_detector_onnx
 
 PARTS = 200
 RATE_HZ = 40

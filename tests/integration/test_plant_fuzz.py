@@ -25,8 +25,9 @@ from inspector.app import App
 from inspector.config import parse_config
 from inspector.plant.spool import Spool
 from inspector.types import Reason
-from tests.conftest import free_port, make_detector_onnx
-from tests.daemon_support import Record
+from tests.support.common import free_port
+from tests.support.daemon import Record
+from tests.support.onnx_models import make_detector_onnx
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=40)
 

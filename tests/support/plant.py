@@ -23,7 +23,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 
 def mosquitto_binary() -> str:
