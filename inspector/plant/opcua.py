@@ -111,7 +111,11 @@ class OpcUaSink:
         self._poke()
         if self._thread is not None:
             self._thread.join(timeout_s)
-            gc.unfreeze()  # a restart in the same process may collect the old server
+        if self.ready.is_set() and not (self._thread and self._thread.is_alive()):
+            # Give the stopped server's objects back to the collector, and collect them
+            # now (the pipeline has stopped), not in the middle of a later run's cycle.
+            gc.unfreeze()
+            gc.collect()
 
     # ----------------------------------------------------------- server thread
     def _run(self) -> None:
