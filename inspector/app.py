@@ -29,6 +29,7 @@ restarts us):
 | inspector-worker | ``inspect_part`` per frame; publishes in order | pipeline stop, queue empty |
 | inspector-publisher | deadlines; parts closed by trigger/acquisition | ledger ``finish`` |
 | inspector-sink-<name> | one slow sink each (log, archive, …) | its ``close`` after the drain |
+| inspector-mqtt-spool, -mqtt, -opcua | plant sinks (``plant/``) | ``plant.close`` after drain |
 | inspector-log | writes log lines to stdout | process exit (daemon thread) |
 | metrics HTTP | ``/metrics`` (prometheus_client's own server thread) | ``metrics_server.stop`` |
 | camera threads | the genicam reconnect/temperature loop | ``camera.close`` |
@@ -56,6 +57,7 @@ from inspector.inspect import LoadedModel, LoadedRecipe, prove_recipe
 from inspector.logging import get_logger
 from inspector.models import build_postprocessor
 from inspector.pipeline import Pipeline
+from inspector.plant import Plant
 from inspector.preflight import check_environment, check_recipe
 from inspector.quality import fits as quality_fits
 from inspector.sinks import ErrorStreak, LogSink, MetricsSink, QueuedSink, ResultSink
@@ -189,6 +191,7 @@ class App:
         self.pipeline: Pipeline | None = None
         self.queued_sinks: list[QueuedSink] = []
         self.error_streak = ErrorStreak()  # parts in a row NG error: faults the station
+        self.plant: Plant | None = None  # MQTT and OPC UA (inspector/plant/)
         self._link_stop = threading.Event()  # the PLC link outlives the pipeline's drain
         self._trigger_stop = threading.Event()
         self._trigger_thread: threading.Thread | None = None
@@ -312,6 +315,10 @@ class App:
         sinks.append(MetricsSink())
         sinks.append(self.error_streak)
         sinks.extend(self.extra_sinks)
+        # Plant integration: MQTT (durable spool) and OPC UA; both never block the cycle.
+        self.plant = Plant(cfg, model_hash=self.model_hash, config_hash=self.config_hash)
+        self.plant.start(self.supervisor)
+        sinks.extend(self.plant.sinks)
         slow: list[QueuedSink] = []
         if cfg.logging.per_part:
             slow.append(QueuedSink(LogSink(), "log"))
@@ -398,6 +405,8 @@ class App:
         metrics.STATE.set(state)
         if self.plc is not None:
             self.plc.set_state(state, error_code)
+        if self.plant is not None:
+            self.plant.set_state(state, error_code)
 
     def _on_fault(self, fault: Fault) -> None:
         """First fault: show it to the PLC at once (the stop that follows writes it out)."""
@@ -478,6 +487,9 @@ class App:
             log.info("plc_simulator_summary", counts=self.plc_sim.counts().summary())
             self._close_quietly("plc_sim", self.plc_sim.stop)
             self.plc_sim = None
+        if self.plant is not None:  # MQTT: spool what waits, send what fits; OPC UA stops
+            left = max(0.05, min(0.8, (STOP_BUDGET_S - 0.2 - (time.monotonic() - t0)) / 2))
+            self._close_quietly("plant", partial(self.plant.close, left))
         for sink in self.queued_sinks:
             left = max(0.05, STOP_BUDGET_S - 0.2 - (time.monotonic() - t0))
             self._close_quietly(f"sink-{sink.name}", partial(sink.close, left))

@@ -254,5 +254,45 @@ ARCHIVE_UP = Gauge(
     "fault flag: inspection goes on), by archive directory. Absent when the archive is "
     "disabled.",
     ["dir"],
+# ------------------------------------------- plant integration (issue 17, inspector/plant/)
+MQTT_CONNECTED = Gauge(
+    "inspector_mqtt_connected",
+    "1 while the MQTT session to the broker is up (CONNACK accepted).",
+    registry=REGISTRY,
+)
+MQTT_CONNECT_ATTEMPTS = Counter(
+    "inspector_mqtt_connect_attempts_total",
+    "MQTT connection attempts (the first one and every reconnect).",
+    registry=REGISTRY,
+)
+MQTT_ERRORS = Counter(
+    "inspector_mqtt_errors_total",
+    "MQTT session failures, by kind (connect, refused, protocol, puback, timeout).",
+    ["kind"],
+    registry=REGISTRY,
+)
+MQTT_ACKED = Counter(
+    "inspector_mqtt_acked_total",
+    "Part messages the broker acknowledged (QoS 1 PUBACK) and the spool let go of.",
+    registry=REGISTRY,
+)
+MQTT_SPOOL_MESSAGES = Gauge(
+    "inspector_mqtt_spool_messages",
+    "Part messages in the durable spool, not yet acknowledged by the broker.",
+    registry=REGISTRY,
+)
+MQTT_SPOOL_BYTES = Gauge(
+    "inspector_mqtt_spool_bytes",
+    "Payload bytes in the durable spool.",
+    registry=REGISTRY,
+)
+MQTT_SPOOL_DROPPED = Counter(
+    "inspector_mqtt_spool_dropped_total",
+    "Oldest part messages dropped from the spool because it reached its size bound.",
+    registry=REGISTRY,
+)
+OPCUA_UPDATES = Counter(
+    "inspector_opcua_result_updates_total",
+    "Part results written into the OPC UA address space.",
     registry=REGISTRY,
 )

@@ -12,9 +12,10 @@ Checks, in the order a part flows:
   (ONNX Runtime, CPU) models are loaded and their outputs fitted to their family;
 * rules: every class name used in the rules exists in a model of the recipe (a
   misspelled ``scrach: 0.9`` would silently never apply: an escape risk);
-* directories the daemon writes to (engines when it builds them) are writable; an
-  archive directory that is not is only a warning (``check_warnings``): the archive
-  then runs off, with a fault flag, and never stops the start.
+* directories the daemon writes to (engines when it builds them, the MQTT spool) are
+  writable; an archive directory that is not is only a warning (``check_warnings``): the
+  archive then runs off, with a fault flag, and never stops the start; plant extras
+  (mqtt, opcua) installed, their certificates there.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ BACKEND_EXTRAS = {
     "tensorrt": (("tensorrt", "cuda"), "tensorrt"),
 }
 CUDA_PREPROCESS_EXTRAS = (("cuda",), "gpu")
+PLANT_EXTRAS = {"mqtt": (("paho",), "mqtt"), "opcua": (("asyncua",), "opcua")}
 
 
 def _missing(modules: Iterable[str]) -> list[str]:
@@ -86,7 +88,28 @@ def check_environment(cfg: Config) -> list[str]:
     for r_i, recipe in enumerate(cfg.recipes):
         for m_i, model in enumerate(recipe.models):
             problems += _model_file_problems(model, f"recipes[{r_i}].models[{m_i}]")
-    return [p for p in problems if p]
+    return [p for p in problems + _plant_problems(cfg) if p]
+
+
+def _plant_problems(cfg: Config) -> list[str]:
+    """MQTT and OPC UA: extras installed, spool directory writable, certificate files there."""
+    problems: list[str] = []
+    files: list[tuple[Path | None, str]] = []
+    if cfg.mqtt.enabled:
+        modules, extra = PLANT_EXTRAS["mqtt"]
+        problems.append(_extra_problem("mqtt.enabled", modules, extra) or "")
+        problems.append(_writable_dir(cfg.mqtt.spool_path.parent, "mqtt.spool_path") or "")
+        tls = cfg.mqtt.tls
+        if tls.enabled:
+            files += [(tls.ca_file, "mqtt.tls.ca_file"), (tls.cert_file, "mqtt.tls.cert_file")]
+            files += [(tls.key_file, "mqtt.tls.key_file")]
+    if cfg.opcua.enabled:
+        modules, extra = PLANT_EXTRAS["opcua"]
+        problems.append(_extra_problem("opcua.enabled", modules, extra) or "")
+        files += [(cfg.opcua.certificate, "opcua.certificate")]
+        files += [(cfg.opcua.private_key, "opcua.private_key")]
+    problems += [f"{key}: {p} does not exist" for p, key in files if p and not p.is_file()]
+    return problems
 
 
 def check_warnings(cfg: Config) -> list[str]:
