@@ -254,6 +254,9 @@ ARCHIVE_UP = Gauge(
     "fault flag: inspection goes on), by archive directory. Absent when the archive is "
     "disabled.",
     ["dir"],
+    registry=REGISTRY,
+)
+
 # ------------------------------------------- plant integration (issue 17, inspector/plant/)
 MQTT_CONNECTED = Gauge(
     "inspector_mqtt_connected",
