@@ -18,7 +18,8 @@ from types import FrameType
 
 from inspector import __version__
 from inspector.config import DEFAULT_CONFIG_PATH, config_schema, load_config
-from inspector.errors import EXIT_CONFIG, ConfigError, InspectorError
+from inspector.errors import EXIT_CONFIG, ConfigError, InspectorError, ModelError
+from inspector.evaluation import CHOICES
 from inspector.logging import configure, get_logger
 
 log = get_logger("inspector.cli")
@@ -41,7 +42,12 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    load_config(args.file)
+    cfg = load_config(args.file)
+    if not args.no_models:
+        from inspector.models.preflight import check_models
+
+        for line in check_models(cfg):
+            print(line)
     print(f"{args.file}: OK")
     return 0
 
@@ -104,6 +110,58 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from inspector.app import load_recipe
+    from inspector.evaluation import labels, run
+
+    cfg = load_config(args.config)
+    configure(cfg.logging.model_copy(update={"per_part": False}))
+    truth = labels.read_truth(args.images, args.labels)
+    recipe = load_recipe(cfg.recipe(args.recipe or cfg.default_recipe), warmup_runs=1)
+    try:
+        ev = run.evaluate(recipe, args.images, truth, progress=not args.no_progress)
+        run.report(ev, sys.stdout)
+        if args.raw is not None:
+            run.write_raw(ev, args.raw)
+        if args.plot is not None:
+            run.plot(
+                ev, args.plot, f"{recipe.cfg.name}: {len(ev.names)} parts of {args.images.name}"
+            )
+            print(f"plot: {args.plot}")
+        if args.write_recipe is not None:
+            run.write_recipe(run.chosen_recipe(recipe, ev, args.choose), args.write_recipe)
+            print(f"recipe with thresholds at '{CHOICES[args.choose]}': {args.write_recipe}")
+    finally:
+        recipe.close()
+    return 0
+
+
+def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("eval", help="score a recipe on labelled images and sweep thresholds")
+    _config_arg(p)
+    p.add_argument("--images", type=Path, required=True, help="folder of images")
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="labels JSON file, or a folder of Ultralytics txt labels "
+        "(default: the labels/ folder beside images/)",
+    )
+    p.add_argument("--recipe", type=int, default=None, help="recipe id (default: default_recipe)")
+    p.add_argument("--plot", type=Path, default=None, help="PNG of escape/overkill vs threshold")
+    p.add_argument("--raw", type=Path, default=None, help="JSONL of every kept finding")
+    p.add_argument("--write-recipe", type=Path, default=None, help="YAML recipe with thresholds")
+    p.add_argument(
+        "--choose",
+        choices=sorted(CHOICES),
+        default="zero-escape",
+        help="operating point for --write-recipe: "
+        + "; ".join(f"{k}: {v}" for k, v in CHOICES.items()),
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inspector", description="Visual inspection daemon.")
     parser.add_argument("--version", action="version", version=f"inspector {__version__}")
@@ -115,8 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=None, help="override metrics.port")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("check-config", help="validate a config file; exit 78 on error")
+    p = sub.add_parser(
+        "check-config",
+        help="validate a config file and load every model as start does; exit 78 on error",
+    )
     p.add_argument("file", type=Path)
+    p.add_argument(
+        "--no-models", action="store_true", help="check the file only, do not load the models"
+    )
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("config-schema", help="print the config JSON Schema")
@@ -129,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="JSONL verdicts file (default stdout)")
     p.add_argument("--recipe", type=int, default=None, help="recipe id (default: default_recipe)")
     p.set_defaults(func=cmd_replay)
+
+    _eval_parser(sub)
 
     for name in PLUGINS:
         try:
@@ -149,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ModelError as exc:  # only start-time checks reach here: the model does not fit
+        print(f"model error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     except InspectorError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -1,7 +1,10 @@
 """Postprocessing: raw model outputs → findings (step 5 of the flow).
 
-One module per model family. Each exposes ``build(model_cfg, info) -> Postprocessor``;
-``build_postprocessor`` picks it by ``model.family``.
+One module per model family. ``build_postprocessor`` first recognises the model
+(``identify.py``: Ultralytics ``task`` metadata, anomalib output names, output shapes;
+``model.family`` only confirms), then binds the family's postprocessor to the model's
+outputs with every check that can be made before the first part. Each family module
+exposes ``build(model_cfg, info, layout) -> Postprocessor``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import importlib
 from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.models.base import Postprocessor
+from inspector.models.identify import identify
 
 FAMILIES: dict[str, str] = {
     "detection": "inspector.models.detection",
@@ -21,7 +25,13 @@ FAMILIES: dict[str, str] = {
 
 
 def build_postprocessor(model: ModelConfig, info: ModelInfo) -> Postprocessor:
-    """Return the postprocessor of ``model.family`` bound to this model's outputs."""
-    module = importlib.import_module(FAMILIES[model.family])
-    post: Postprocessor = module.build(model, info)
+    """Recognise the model and return its family's postprocessor bound to its outputs.
+
+    Raises ``ModelError`` at start for anything that would fail every part: a family or
+    layout the model does not have, class names that do not fit, an input size that
+    conflicts with a static input, a multi-channel anomaly map, pose/OBB models.
+    """
+    found = identify(model, info)
+    module = importlib.import_module(FAMILIES[found.family])
+    post: Postprocessor = module.build(model, info, found.layout)
     return post
