@@ -19,8 +19,10 @@ scores spread. Each model is exported by its own tool's exporter, as a user woul
 * ``yolo11_cls.onnx``: YOLO11 classify, ``good``/``defect`` → ``[1,2]`` probabilities;
 * ``tv_lraspp.onnx``: torchvision LR-ASPP head on a reduced MobileNetV3 → logits;
 * ``anomalib_patchcore.onnx``: anomalib 2.x PatchCore (ResNet-18 ``layer1``, random
-  weights) fitted on good parts by ``Engine.fit`` and exported by ``to_onnx``
-  (``pred_score``, ``pred_label``, ``anomaly_map``, ``pred_mask``).
+  weights) fitted on good parts by ``Engine.fit`` and exported by ``to_onnx`` with
+  static shapes (``pred_score``, ``pred_label``, ``anomaly_map``, ``pred_mask``);
+  ``anomalib_patchcore_b2.onnx`` is the default ``to_onnx`` export, whose batch came
+  out static at 2: the daemon must refuse it.
 
 ``part.png`` is one simulated part already letterboxed to the 320×320 model input, so a
 test frame maps 1:1 onto the model input. ``expected.json`` holds what Ultralytics' own
@@ -289,8 +291,15 @@ def make_anomalib(out: Path, work: Path) -> dict[str, Any]:
     engine = Engine(max_epochs=1, accelerator="cpu", devices=1, default_root_dir=str(work / "al"),
                     logger=False)  # fmt: skip
     engine.fit(model=model, datamodule=dm)
-    path = model.to_onnx(work / "al_export", input_size=(AL_HW, AL_HW))
-    shutil.move(path, out / "anomalib_patchcore.onnx")
+    import onnx
+
+    # The default export specialises PatchCore's batch to the example's 2 (a static
+    # batch the daemon must refuse); all-static shapes give batch 1. The dynamo exporter
+    # keeps weights in model.onnx.data: each is inlined into one file.
+    for name, kw in (("anomalib_patchcore_b2.onnx", {}),
+                     ("anomalib_patchcore.onnx", {"dynamic_shapes": {"batch": {}}})):  # fmt: skip
+        path = model.to_onnx(work / name, input_size=(AL_HW, AL_HW), **kw)
+        onnx.save(onnx.load(str(path)), str(out / name))
     small = cv2.resize(cv2.imread(str(out / "part.png"), cv2.IMREAD_GRAYSCALE), (AL_HW, AL_HW))
     cv2.imwrite(str(out / "part_64.png"), small)
     x = torch.from_numpy(np.repeat(small[None, None].astype(np.float32) / 255.0, 3, 1))

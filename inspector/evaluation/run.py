@@ -203,6 +203,7 @@ def plot(ev: Evaluation, path: Path, title: str) -> None:
         ax.axvline(s.current, color="grey", linestyle="--", linewidth=1, label="recipe")
         if s.rule == "min_area_px" and s.thresholds.max() > 100:
             ax.set_xscale("symlog", linthresh=10)
+            ax.set_xlim(left=0)
         ax.set_title(f"{s.rule} [{s.class_name}]", fontsize=10)
         ax.set_xlabel("threshold")
         ax.set_ylabel("% of parts")
@@ -225,8 +226,10 @@ def chosen_recipe(recipe: LoadedRecipe, ev: Evaluation, choice: str) -> dict[str
     """
     point = CHOICES[choice]
     cfg = recipe.cfg
-    data = cfg.model_dump(mode="json", exclude_defaults=True)
-    data["id"], data["name"] = cfg.id, cfg.name
+    data = cfg.model_dump(mode="json", exclude_unset=True)
+    for m, m_data in zip(cfg.models, data["models"], strict=True):
+        if m.backend == "onnxruntime":  # set when paths were resolved; not an option here
+            m_data.pop("engine", None)
     table = dict(cfg.rules.min_confidence)
     anomaly = {
         m.cfg.anomaly_class: i for i, m in enumerate(recipe.models) if m.post.family == "anomaly"

@@ -40,19 +40,26 @@ class Sweep:
     current: float  # the recipe's value
 
     def operating_points(self) -> dict[str, tuple[float, float, float]]:
-        """Named points: (threshold, escape rate, overkill rate)."""
+        """Named points: (threshold, escape rate, overkill rate).
+
+        Where a whole range of thresholds is equally good, the middle of the range is
+        taken: the most margin on both sides for parts that were not in the set.
+        """
         esc, ovk, thr = self.escape_rate, self.overkill_rate, self.thresholds
         points: dict[str, tuple[float, float, float]] = {}
+
+        def middle(candidates: npt.NDArray[np.intp], cost: F64) -> tuple[float, float, float]:
+            best = candidates[cost[candidates] == cost[candidates].min()]
+            i = int(best[len(best) // 2])
+            return float(thr[i]), float(esc[i]), float(ovk[i])
+
         zero_escape = np.flatnonzero(esc == 0)
         if zero_escape.size:
-            i = int(zero_escape[np.argmin(ovk[zero_escape])])  # ties: lowest threshold
-            points["lowest overkill at 0 escapes"] = (thr[i], esc[i], ovk[i])
+            points["lowest overkill at 0 escapes"] = middle(zero_escape, ovk)
         zero_overkill = np.flatnonzero(ovk == 0)
         if zero_overkill.size:
-            i = int(zero_overkill[np.argmin(esc[zero_overkill])])
-            points["lowest escape at 0 overkill"] = (thr[i], esc[i], ovk[i])
-        i = int(np.argmin(esc + ovk))
-        points["lowest escape + overkill"] = (thr[i], esc[i], ovk[i])
+            points["lowest escape at 0 overkill"] = middle(zero_overkill, esc)
+        points["lowest escape + overkill"] = middle(np.arange(len(thr)), esc + ovk)
         return points
 
 

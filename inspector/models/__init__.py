@@ -14,7 +14,8 @@ import importlib
 from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.models.base import Postprocessor
-from inspector.models.identify import identify
+from inspector.errors import ModelError
+from inspector.models.identify import describe, identify
 
 FAMILIES: dict[str, str] = {
     "detection": "inspector.models.detection",
@@ -29,8 +30,15 @@ def build_postprocessor(model: ModelConfig, info: ModelInfo) -> Postprocessor:
 
     Raises ``ModelError`` at start for anything that would fail every part: a family or
     layout the model does not have, class names that do not fit, an input size that
-    conflicts with a static input, a multi-channel anomaly map, pose/OBB models.
+    conflicts with a static input, a static batch other than 1, a multi-channel anomaly
+    map, pose/OBB models.
     """
+    batch = info.inputs[0].shape[0] if info.inputs and info.inputs[0].shape else None
+    if isinstance(batch, int) and batch != 1:
+        raise ModelError(
+            f"{model.name}: the model's input has a static batch of {batch}; the daemon runs "
+            f"one part at a time: export with batch 1 or a dynamic batch ({describe(info)})"
+        )
     found = identify(model, info)
     module = importlib.import_module(FAMILIES[found.family])
     post: Postprocessor = module.build(model, info, found.layout)

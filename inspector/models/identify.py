@@ -12,7 +12,7 @@ Read in this order, each only when the previous says nothing:
    segmentation; ``[1, nc]`` is a classifier; an integer ``[1, h, w]`` is a class map;
    ``[1, N, 6]`` with N ≤ 1000 is an NMS-free detector; another float ``[1, A, B]`` is a
    detection head; ``[1, C, h, w]`` is a semantic map, or an anomalib v1 raw map when
-   its ``metadata.json`` lies next to the model.
+   its ``metadata.json`` lies next to the model (``v1_metadata_path``).
 
 ``model.family`` (or a family options block) overrides nothing silently: when the model
 says something else, start is refused, and the message lists the model's inputs and
@@ -74,11 +74,16 @@ def describe(info: ModelInfo) -> str:
 
 
 def v1_metadata_path(model: ModelConfig) -> Path | None:
-    """anomalib v1 ``metadata.json``: configured, else next to the model file."""
+    """anomalib v1 ``metadata.json``: configured, else ``<stem>.metadata.json`` next to the
+    model, else anomalib's own layout (``metadata.json`` beside ``model.onnx``). A plain
+    ``metadata.json`` beside any other file is not taken: it may belong to another model."""
     if model.anomaly.metadata is not None:
         return model.anomaly.metadata
-    near = Path(model.path).with_name("metadata.json")
-    return near if near.is_file() else None
+    path = Path(model.path)
+    for near in (path.with_name(f"{path.stem}.metadata.json"), path.with_name("metadata.json")):
+        if near.is_file() and (near.name != "metadata.json" or path.stem == "model"):
+            return near
+    return None
 
 
 def efficient_nms_indices(outputs: tuple[TensorSpec, ...]) -> tuple[int, int, int, int] | None:

@@ -169,6 +169,7 @@ REFUSED = {
     "input size": ("yolo26_e2e.onnx", "input_size: [640, 640]", "static input"),
     "layout": ("yolo26_e2e.onnx", "detection: {layout: yolov8}", "fits neither"),
     "anomaly map": ("tv_lraspp.onnx", "family: anomaly", "looks like 'segmentation'"),
+    "static batch": ("anomalib_patchcore_b2.onnx", "", "static batch of 2"),
     "raw anomaly": (
         "../models/anomaly_map_raw.onnx",
         "anomaly: {metadata: /nonexistent/metadata.json}",
