@@ -157,8 +157,10 @@ class Classifier(nn.Module):
         layers: list[nn.Module] = []
         cin = 1
         for w in widths:
-            layers += [nn.Conv2d(cin, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),
-                       nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True)]  # fmt: skip
+            layers += [
+                *(nn.Conv2d(cin, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True)),
+                *(nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True)),
+            ]
             cin = w
         for d in (2, 4):
             layers += [nn.Conv2d(cin, cin, 3, 1, d, dilation=d, bias=False),
@@ -233,7 +235,7 @@ def corrupt(grey: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.
             axes = (int(rng.integers(2, 8)), int(rng.integers(2, 8)))
             cv2.ellipse(m, (int(x), int(y)), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
         else:
-            n, lab, stats, cents = cv2.connectedComponentsWithStats((grey < 70).astype(np.uint8))
+            n, _, stats, cents = cv2.connectedComponentsWithStats((grey < 70).astype(np.uint8))
             holes = [i for i in range(1, n) if 150 < stats[i, cv2.CC_STAT_AREA] < 700]
             if not holes:
                 continue
@@ -366,7 +368,9 @@ def _fit(net: nn.Module, steps: int, dev: torch.device, batch: Any, loss_fn: Any
         opt.step()
         sched.step()
         if step % 200 == 0 or step == steps - 1:
-            print(f"  step {step:5d} loss {loss.item():.4f} {time.monotonic() - t0:.0f}s", flush=True)
+            print(
+                f"  step {step:5d} loss {loss.item():.4f} {time.monotonic() - t0:.0f}s", flush=True
+            )
     return net.eval()
 
 
@@ -375,7 +379,9 @@ _N_TRAIN = 0
 
 # ------------------------------------------------------------------ calibration/export
 @torch.no_grad()
-def anomaly_stats(net: nn.Module, images: np.ndarray, ng: np.ndarray, dev: torch.device) -> dict[str, float]:  # noqa: E501
+def anomaly_stats(
+    net: nn.Module, images: np.ndarray, ng: np.ndarray, dev: torch.device
+) -> dict[str, float]:
     """anomalib's PostProcessor statistics: F1-optimal image threshold, min and max."""
     wrap = AnomalyExport(net, {"threshold": 0.0, "min": 0.0, "max": 1.0}).eval()
     scores, lo, hi = [], math.inf, -math.inf
@@ -444,7 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "cls"):
         print("classifier")
         net = train_cls(data, dev, args.steps)
-        export(net, args.out / "sim_classifier.onnx", ["logits"], {"names": "{0: 'good', 1: 'defect'}"})  # noqa: E501
+        export(
+            net, args.out / "sim_classifier.onnx", ["logits"], {"names": "{0: 'good', 1: 'defect'}"}
+        )
     if args.only in (None, "anomaly"):
         print("anomaly (good parts only)")
         net = train_anomaly(data, dev, args.steps, seed=1)
@@ -452,7 +460,12 @@ def main(argv: list[str] | None = None) -> int:
         stats = anomaly_stats(net, val_images, val_ng, dev)
         report["anomaly"] = stats
         outs = ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
-        export(AnomalyExport(net, stats), args.out / "sim_anomaly.onnx", outs, {"names": "{0: 'anomaly'}"})  # noqa: E501
+        export(
+            AnomalyExport(net, stats),
+            args.out / "sim_anomaly.onnx",
+            outs,
+            {"names": "{0: 'anomaly'}"},
+        )
     (args.out / "train_bundled.json").write_text(json.dumps(report, indent=1))
     print(f"done in {time.monotonic() - t0:.0f}s")
     return 0

@@ -13,8 +13,8 @@ import importlib
 
 from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
-from inspector.models.base import Postprocessor
 from inspector.errors import ModelError
+from inspector.models.base import Postprocessor
 from inspector.models.identify import describe, identify
 
 FAMILIES: dict[str, str] = {
