@@ -1,32 +1,49 @@
 """Command line: ``inspector run | check-config | config-schema | replay | ...``.
 
-Exit codes: 0 success, 1 runtime failure, 2 usage, 78 (EX_CONFIG) for configuration
-errors so that systemd's ``RestartPreventExitStatus=78`` stops a restart loop.
-Subsystems add their own subcommands through ``register_cli(subparsers)``.
+Exit codes: 0 clean stop, 70 (EX_SOFTWARE) internal fault (systemd restarts), 2 usage,
+78 (EX_CONFIG) for configuration or environment errors, so that systemd's
+``RestartPreventExitStatus=78`` stops a restart loop.
+Subsystems add their own subcommands through ``register_cli(subparsers)``, listed in
+``COMMANDS`` (``inspector.registry``) and imported when the parser is built.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
 from inspector import __version__
-from inspector.config import DEFAULT_CONFIG_PATH, config_schema, load_config
-from inspector.errors import EXIT_CONFIG, ConfigError, InspectorError, ModelError
-from inspector.evaluation import CHOICES
+from inspector.config import DEFAULT_CONFIG_PATH, config_hash, config_schema, load_config
+from inspector.errors import (
+    EXIT_CONFIG,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    ConfigError,
+    InspectorError,
+    ModelError,
+)
 from inspector.logging import configure, get_logger
+from inspector.logging import flush as flush_logs
+from inspector.registry import Registry
 
 log = get_logger("inspector.cli")
 
-#: Modules that contribute subcommands with ``register_cli(subparsers)``; imported lazily
-#: and skipped only if the module itself is absent from this installation.
-PLUGINS = ("inspector.plc.cli", "inspector.camera.cli", "inspector.engine.cli")
+#: Subcommands contributed by subsystems: name → their ``register_cli(subparsers)``.
+COMMANDS = Registry(
+    "command",
+    {
+        "plc-sim": "inspector.sim.cli:register_cli",
+        "camera": "inspector.camera.cli:register_cli",
+        "engine": "inspector.engine_cli:register_cli",
+        "eval": "inspector.evaluation.cli:register_cli",
+    },
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -42,13 +59,19 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = load_config(args.file)
-    if not args.no_models:
-        from inspector.models.preflight import check_models
+    """Validate the file and run the start-up preflight (no hardware is opened); print
+    the CONFIG_CRC the daemon will show the PLC."""
+    from inspector.app import config_crc16, models_hash
+    from inspector.preflight import check_warnings, preflight
 
-        for line in check_models(cfg):
-            print(line)
+    cfg = load_config(args.file)
+    preflight(cfg)
+    for warning in check_warnings(cfg):
+        print(f"warning: {warning}", file=sys.stderr)
+    model_hash, cfg_hash = models_hash(cfg), config_hash(cfg)
     print(f"{args.file}: OK")
+    crc = config_crc16(model_hash, cfg_hash)
+    print(f"CONFIG_CRC 0x{crc:04X} (config {cfg_hash}, models {model_hash})")
     return 0
 
 
@@ -59,7 +82,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from inspector.app import App
+    from inspector.app import App, StartAborted
 
     cfg = load_config(args.config)
     if args.parts is not None:
@@ -79,13 +102,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    app.start()
+    try:
+        app.start()
+    except StartAborted:
+        flush_logs()
+        return EXIT_OK
+    except ConfigError:
+        raise
+    except InspectorError as exc:  # a model, engine, camera or PLC that cannot start: 78
+        flush_logs()
+        print(f"cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         app.wait()
     finally:
         app.stop()
-    log.info("stopped")
-    return 0
+        flush_logs()
+    return app.exit_code
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -110,58 +143,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from inspector.app import load_recipe
-    from inspector.evaluation import labels, run
-
-    cfg = load_config(args.config)
-    configure(cfg.logging.model_copy(update={"per_part": False}))
-    truth = labels.read_truth(args.images, args.labels)
-    recipe = load_recipe(cfg.recipe(args.recipe or cfg.default_recipe), warmup_runs=1)
-    try:
-        ev = run.evaluate(recipe, args.images, truth, progress=not args.no_progress)
-        run.report(ev, sys.stdout)
-        if args.raw is not None:
-            run.write_raw(ev, args.raw)
-        if args.plot is not None:
-            run.plot(
-                ev, args.plot, f"{recipe.cfg.name}: {len(ev.names)} parts of {args.images.name}"
-            )
-            print(f"plot: {args.plot}")
-        if args.write_recipe is not None:
-            run.write_recipe(run.chosen_recipe(recipe, ev, args.choose), args.write_recipe)
-            print(f"recipe with thresholds at '{CHOICES[args.choose]}': {args.write_recipe}")
-    finally:
-        recipe.close()
-    return 0
-
-
-def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("eval", help="score a recipe on labelled images and sweep thresholds")
-    _config_arg(p)
-    p.add_argument("--images", type=Path, required=True, help="folder of images")
-    p.add_argument(
-        "--labels",
-        type=Path,
-        default=None,
-        help="labels JSON file, or a folder of Ultralytics txt labels "
-        "(default: the labels/ folder beside images/)",
-    )
-    p.add_argument("--recipe", type=int, default=None, help="recipe id (default: default_recipe)")
-    p.add_argument("--plot", type=Path, default=None, help="PNG of escape/overkill vs threshold")
-    p.add_argument("--raw", type=Path, default=None, help="JSONL of every kept finding")
-    p.add_argument("--write-recipe", type=Path, default=None, help="YAML recipe with thresholds")
-    p.add_argument(
-        "--choose",
-        choices=sorted(CHOICES),
-        default="zero-escape",
-        help="operating point for --write-recipe: "
-        + "; ".join(f"{k}: {v}" for k, v in CHOICES.items()),
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_eval)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inspector", description="Visual inspection daemon.")
     parser.add_argument("--version", action="version", version=f"inspector {__version__}")
@@ -173,14 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=None, help="override metrics.port")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser(
-        "check-config",
-        help="validate a config file and load every model as start does; exit 78 on error",
-    )
+    p = sub.add_parser("check-config", help="validate a config file; exit 78 on error")
     p.add_argument("file", type=Path)
-    p.add_argument(
-        "--no-models", action="store_true", help="check the file only, do not load the models"
-    )
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("config-schema", help="print the config JSON Schema")
@@ -194,16 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", type=int, default=None, help="recipe id (default: default_recipe)")
     p.set_defaults(func=cmd_replay)
 
-    _eval_parser(sub)
-
-    for name in PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but something it needs is missing
-                raise
-            continue
-        module.register_cli(sub)
+    for name in COMMANDS.entries:
+        COMMANDS.load(name)(sub)
     return parser
 
 
@@ -216,12 +183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except ModelError as exc:  # only start-time checks reach here: the model does not fit
+    except ModelError as exc:  # per-part ones become NG inside; here: the model does not fit
         print(f"model error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     except InspectorError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except Exception:  # an internal fault: a traceback, and the code systemd restarts on
+        traceback.print_exc()
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The one exception tree of inspector.
 
-Every error the daemon raises on purpose derives from ``InspectorError``. A stage that
-catches one of these turns the part into NG with the matching reason code; it never
+Every error the daemon raises on purpose derives from ``InspectorError``. A step of the
+flow that catches one of these turns the part into NG with the matching reason code; it never
 turns it into OK.
 """
 
@@ -34,6 +34,10 @@ class FrameError(CameraError):
 
 class BackendError(InspectorError):
     """An inference backend failed to load or to run."""
+
+
+class ModelFileError(BackendError):
+    """A model file does not match the SHA-256 its recipe pins (refused before loading)."""
 
 
 class EngineError(BackendError):

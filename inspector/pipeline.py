@@ -24,14 +24,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Generic, TypeVar
 
 from inspector import metrics
 from inspector.camera.base import Camera
 from inspector.errors import CameraError
 from inspector.inspect import LoadedRecipe, inspect_part
-from inspector.ledger import Entry, Ledger, ResultSink
+from inspector.ledger import Entry, Ledger
 from inspector.logging import get_logger
+from inspector.sinks import ResultSink
+from inspector.supervisor import Supervisor
 from inspector.types import Frame, Reason, Trigger, ng
 
 log = get_logger(__name__)
@@ -81,7 +84,6 @@ class Pipeline:
         sinks: Sequence[ResultSink],
         *,
         queue_depth: int = 4,
-        on_frame: Callable[[Frame, Entry], None] | None = None,
         cpus: Collection[int] = (),
     ) -> None:
         self.camera = camera
@@ -91,7 +93,6 @@ class Pipeline:
         self._infer_q: BoundedQueue[tuple[Entry, Frame, int]] = BoundedQueue(queue_depth)
         self._grab_depth = metrics.QUEUE_DEPTH.labels("grab")
         self._infer_depth = metrics.QUEUE_DEPTH.labels("infer")
-        self._on_frame = on_frame
         self._cpus = set(cpus)
         self._stop = threading.Event()
         self._acq_done = threading.Event()
@@ -99,24 +100,31 @@ class Pipeline:
         self.progress = 0  # parts inspected; the PLC heartbeat follows it
 
     # ---------------------------------------------------------------- lifecycle
-    def start(self) -> None:
-        """Start the publisher, worker and acquisition threads (in reverse flow order)."""
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        """Start the publisher, worker and acquisition threads (in reverse flow order).
+
+        Each runs under ``supervisor`` (a private one when None, for tests and tools):
+        a thread that dies faults the daemon instead of leaving parts unanswered.
+        """
+        sup = supervisor or Supervisor()
         for name, target in (
             ("publisher", self.ledger.run),
             ("worker", self._work),
             ("acquire", self._acquire),
         ):
-            t = threading.Thread(
-                target=self._pinned, args=(target,), name=f"inspector-{name}", daemon=True
+            self._threads.append(
+                sup.spawn(name, partial(self._pinned, target), stops_with=self._stop)
             )
-            t.start()
-            self._threads.append(t)
 
     def _pinned(self, target: Callable[[], None]) -> None:
         """Run a pipeline thread on ``cpus`` (checked against the machine by App)."""
         if self._cpus:
             os.sched_setaffinity(0, self._cpus)  # pid 0: the calling thread only
         target()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self, timeout_s: float = 1.5) -> None:
         """Finish in-flight parts, publish them, and join every thread."""
@@ -187,7 +195,5 @@ class Pipeline:
             else:
                 verdict, stage_ns = inspect_part(frame, recipe)
             # Every stage time travels in stage_ns; the metrics sink observes them all.
-            self.ledger.close(entry, verdict, {"grab": grab_ns, **stage_ns}, frame.frame_id)
+            self.ledger.close(entry, verdict, {"grab": grab_ns, **stage_ns}, frame)
             self.progress += 1
-            if self._on_frame is not None:
-                self._on_frame(frame, entry)

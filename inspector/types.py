@@ -1,8 +1,8 @@
-"""Frozen values passed between the stages of the flow.
+"""Frozen values passed between the steps of the flow.
 
     Trigger ─▶ Frame ─▶ (tensor) ─▶ Finding[] ─▶ Verdict
 
-Each stage function takes these and returns these; no stage keeps per-part state on
+Each step's function takes these and returns these; no step keeps per-part state on
 ``self``. Times are ``time.monotonic_ns()`` values unless a name says ``wall``.
 """
 
@@ -23,6 +23,7 @@ class Reason(str, enum.Enum):
     COUNT = "count"  # too many findings of one class
     TIMEOUT = "timeout"  # the verdict was not ready within the cycle budget
     NO_IMAGE = "no_image"  # no frame, or a damaged frame
+    IMAGE_QUALITY = "image_quality"  # a frame that cannot be judged (dark, flat, blurred, ...)
     ERROR = "error"  # backend, model or any other internal failure
     OVERRUN = "overrun"  # trigger arrived while the pipeline was full
     OFFLINE = "offline"  # the line or the daemon was not ready
@@ -46,6 +47,7 @@ PLC_VERDICT_OF_REASON: dict[Reason, PlcVerdict] = {
     Reason.COUNT: PlcVerdict.NG,
     Reason.TIMEOUT: PlcVerdict.NG_TIMEOUT,
     Reason.NO_IMAGE: PlcVerdict.NG_NO_IMAGE,
+    Reason.IMAGE_QUALITY: PlcVerdict.NG_NO_IMAGE,  # no usable image: docs/plc.md
     Reason.ERROR: PlcVerdict.NG_ERROR,
     Reason.OVERRUN: PlcVerdict.NG_ERROR,
     Reason.OFFLINE: PlcVerdict.NG_ERROR,
@@ -151,6 +153,9 @@ class PartResult:
     t_verdict_ns: int
     stage_ns: dict[str, int] = field(default_factory=dict)
     frame_id: int | None = None
+    #: The inspected frame (None when the part never got one: timeout, overrun, no image).
+    #: Shared, never copied: sinks that keep it (archive, web page) must not modify it.
+    frame: Frame | None = None
 
     @property
     def cycle_ns(self) -> int:

@@ -5,7 +5,7 @@
 Offline tool: needs ultralytics, torch, torchvision, anomalib (never the daemon or CI).
 Nothing is downloaded: every network is built from its YAML or constructor with random
 initialisation, reduced in width so each file stays far below 5 MB, and the Ultralytics
-ones are trained for a few epochs on simulated parts (``inspector.camera.sim``) so their
+ones are trained for a few epochs on simulated parts (``inspector.sim.render``) so their
 scores spread. Each model is exported by its own tool's exporter, as a user would:
 
 * ``yolo26_e2e.onnx``: YOLO26 detect, ``model.export(format="onnx", nms=False)`` →
@@ -46,9 +46,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from inspector.camera.sim import DEFECT_CLASSES, render_part
 from inspector.config import PreprocessConfig, SimCameraConfig, SimDefectConfig
 from inspector.preprocess.cpu import preprocess
+from inspector.sim.render import DEFECT_CLASSES, render_part
 
 IMGSZ = 320
 SEED = 3000  # fixture training parts; the held-out seeds of the docs are 9000 and up

@@ -3,7 +3,7 @@
     python tools/train_bundled.py --out engines --device auto [--only seg|anomaly|cls]
 
 Offline tool (needs torch and onnx; the daemon, CI and ``make run`` never import it).
-Parts come from ``inspector.camera.sim.render_part`` and go through the daemon's own CPU
+Parts come from ``inspector.sim.render.render_part`` and go through the daemon's own CPU
 preprocessing (``inspector.preprocess.cpu.preprocess``: letterbox to 384×480, which for
 the sim's 1280×1024 frames is a plain 0.375 resize), so train and serve match. Seeds:
 training 4000 (anomaly: 4100), validation 5000; ``docs/bundled-models.md`` evaluates on
@@ -48,9 +48,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inspector.camera.sim import DEFECT_CLASSES, render_part
 from inspector.config import PreprocessConfig, SimCameraConfig, SimDefectConfig
 from inspector.preprocess.cpu import preprocess
+from inspector.sim.render import DEFECT_CLASSES, render_part
 
 INPUT_HW = (384, 480)
 TRAIN_SEED, ANOMALY_SEED, VAL_SEED = 4000, 4100, 5000

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from inspector.config.base import Section
+from inspector.config.quality import QualityConfig
 
 
 class PreprocessConfig(Section):
@@ -176,6 +177,11 @@ class ModelConfig(Section):
         "(a family options block given here must then agree with it).",
     )
     path: Path = Field(description="Model file: ONNX for onnxruntime/tensorrt, .pt for torch.")
+    sha256: str | None = Field(
+        None,
+        description="Pin the model file: its SHA-256 (64 hex digits). A file that does not "
+        "match is refused at start, before any runtime reads it. None: not pinned.",
+    )
     backend: Literal["onnxruntime", "tensorrt", "torch"] = Field(
         "onnxruntime", description="Inference backend."
     )
@@ -210,6 +216,16 @@ class ModelConfig(Section):
         default_factory=EngineConfig,
         description="Engine policy (tensorrt; cuda_graph and warm-up for torch).",
     )
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256_is_hex(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        digest = v.strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("sha256 must be 64 hex digits (sha256sum of the model file)")
+        return digest
 
     @model_validator(mode="after")
     def _blocks_apply(self) -> ModelConfig:
@@ -294,6 +310,10 @@ class RecipeConfig(Section):
     name: str = Field(description="Human name of the product variant.")
     models: list[ModelConfig] = Field(min_length=1, description="Models run on every part.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Decision rules.")
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="Image-quality gate run on every frame before the models.",
+    )
 
     @model_validator(mode="after")
     def _anomaly_rules_fit(self) -> RecipeConfig:

@@ -1,6 +1,7 @@
 """Postprocessing: raw model outputs → findings (step 5 of the flow).
 
-One module per model family. ``build_postprocessor`` first recognises the model
+One module per model family, registered in ``FAMILIES`` (``inspector.registry``:
+imported only when used). ``build_postprocessor`` first recognises the model
 (``identify.py``: Ultralytics ``task`` metadata, anomalib output names, output shapes;
 ``model.family`` only confirms), then binds the family's postprocessor to the model's
 outputs with every check that can be made before the first part. Each family module
@@ -9,20 +10,22 @@ exposes ``build(model_cfg, info, layout) -> Postprocessor``.
 
 from __future__ import annotations
 
-import importlib
-
-from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
+from inspector.model_info import ModelInfo
 from inspector.models.base import Postprocessor
 from inspector.models.identify import describe, identify
+from inspector.registry import Registry
 
-FAMILIES: dict[str, str] = {
-    "detection": "inspector.models.detection",
-    "segmentation": "inspector.models.segmentation",
-    "anomaly": "inspector.models.anomaly",
-    "classification": "inspector.models.classification",
-}
+FAMILIES = Registry(
+    "model family",
+    {
+        "detection": "inspector.models.detection:build",
+        "segmentation": "inspector.models.segmentation:build",
+        "anomaly": "inspector.models.anomaly:build",
+        "classification": "inspector.models.classification:build",
+    },
+)
 
 
 def build_postprocessor(model: ModelConfig, info: ModelInfo) -> Postprocessor:
@@ -40,6 +43,5 @@ def build_postprocessor(model: ModelConfig, info: ModelInfo) -> Postprocessor:
             f"one part at a time: export with batch 1 or a dynamic batch ({describe(info)})"
         )
     found = identify(model, info)
-    module = importlib.import_module(FAMILIES[found.family])
-    post: Postprocessor = module.build(model, info, found.layout)
+    post: Postprocessor = FAMILIES.load(found.family)(model, info, found.layout)
     return post

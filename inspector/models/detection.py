@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
+from inspector.model_info import ModelInfo
 from inspector.models.base import input_hw_of, names_of
 from inspector.models.identify import MAX_END2END, describe, efficient_nms_indices
 from inspector.models.outputs import FloatArray, first_output, require_finite
@@ -239,7 +239,10 @@ def _raw_head_names(
             )
         return layout, names
     dims = tuple(int(d or 1) for d in shape)
-    found = detect_layout(dims, len(names) if names is not None else None)
+    try:
+        found = detect_layout(dims, len(names) if names is not None else None)
+    except ModelError as exc:  # at start: name the model and show what it outputs
+        raise ModelError(f"{model.name}: {exc} ({describe(info)})") from exc
     if layout not in ("auto", found):
         raise ModelError(f"{model.name}: output {list(shape)} is '{found}', not '{layout}'")
     nc = dims[1] - 4 if found == "yolov8" else dims[2] - 5

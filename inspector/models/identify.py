@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspector.backends.base import ModelInfo, TensorSpec
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
+from inspector.model_info import ModelInfo, TensorSpec
 
 #: Ultralytics tasks no family reads, and why.
 REFUSED_TASKS = {

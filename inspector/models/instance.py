@@ -28,9 +28,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
+from inspector.model_info import ModelInfo
 from inspector.models.base import input_hw_of, names_of
 from inspector.models.detection import decode, decode_end2end, nms
 from inspector.models.identify import describe

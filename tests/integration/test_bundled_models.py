@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from inspector.app import load_recipe
-from inspector.camera.sim import render_part, write_dataset
 from inspector.config import ModelConfig, RecipeConfig, SimCameraConfig, SimDefectConfig
 from inspector.inspect import LoadedRecipe, inspect_part
+from inspector.sim.camera import write_dataset
+from inspector.sim.render import render_part
 from inspector.types import Frame
 
 REPO = Path(__file__).resolve().parents[2]
