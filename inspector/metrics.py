@@ -134,6 +134,21 @@ PLC_ERRORS = Counter(
 PLC_PENDING_RESULTS = Gauge(
     "inspector_plc_pending_results", "Results written but not yet acknowledged.", registry=REGISTRY
 )
+PLC_RESULTS_DROPPED = Counter(
+    "inspector_plc_results_dropped_total",
+    "Verdicts the link did not write to the PLC (the PLC rejects those parts), by reason: "
+    "overflow (result queue full), late (deadline passed before it could be shown), "
+    "stale (a part from before a resync), link_down (no connection), stopping.",
+    ["reason"],
+    registry=REGISTRY,
+)
+PLC_REFUSED_REQUESTS = Counter(
+    "inspector_plc_refused_requests_total",
+    "Server role: client requests refused, by reason: write_block_b, write_unmapped "
+    "(a Modbus exception answered), client_not_allowed (connection closed).",
+    ["reason"],
+    registry=REGISTRY,
+)
 
 # -------------------------------------------------------------------------- GPU
 GPU_CUDA_FAILURES = Gauge(

@@ -4,20 +4,30 @@ Where it sits: ``link.py`` feeds it each read of block A and each finished part,
 writes back the words it returns; both Modbus roles share it, and it is tested on its
 own (``tests/unit/test_plc_protocol.py``). The register map is in ``protocol.py``.
 
+One ``Handshake`` lives for one connection: a reconnect builds a new one, so nothing
+of the old connection (parts in flight, queued results, the words believed written)
+can leak into the new one. What must outlive a connection (the counters the PLC reads,
+the RESULT_SEQ sequence, the vision heartbeat) is in ``LinkTotals``, owned by the link.
+
 Sequence rules (docs/plc.md, "Sequences"):
 
 * TRIGGER_SEQ and RESULT_SEQ count 1..65535 and skip 0; 0 means "nothing yet" (a
-  PLC after a restart). A forward step of 1 is one part; a forward step of n > 1 is one
-  part plus n-1 missed ones; a backward step, a reset to 0, a restarted or silent
-  heartbeat makes the daemon adopt the current value without processing it (resync).
-* A result is presented in the block only when the previous one was acknowledged
-  (RESULT_ACK_SEQ == RESULT_SEQ); others wait in a bounded queue whose overflow is a
-  latched fault the PLC sees (STATE=3, ERROR_CODE=302).
+  PLC after a restart). Every step of TRIGGER_SEQ is looked up in the trigger ring, so
+  a read that comes late still finds every part of the last N triggers. A part that is
+  not in the ring (overwritten, or a jump) is missed; one whose PLC-clock age is past
+  the cycle budget is late; both are counted, never inspected.
+* A backward step, a reset to 0, a restarted or silent heartbeat makes the daemon adopt
+  the current value without processing it (resync).
+* A result is presented only when the previous one was acknowledged (RESULT_ACK_SEQ ==
+  RESULT_SEQ). Results wait in a bounded queue; one past its deadline before it could be
+  shown is skipped (the PLC rejects that part anyway). An overflow drops the result and
+  shows STATE 3 / ERROR_CODE 302 until the queue has drained: no command is needed.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from inspector.plc.protocol import (
@@ -27,11 +37,18 @@ from inspector.plc.protocol import (
     PlcInputs,
     ResultBlock,
     State,
+    TriggerSlot,
 )
-from inspector.seq import SEQ_MOD, next_seq, seq_distance
-from inspector.types import PartResult, PlcVerdict
+from inspector.seq import SEQ_MOD, next_seq, seq_distance, seq_of_count
+from inspector.types import PartResult
 
 MAX_IN_FLIGHT = 1024  # submitted, unanswered triggers remembered; the oldest go first
+#: The overflow fault is shown at least this long, so that the PLC sees it.
+OVERFLOW_HOLD_NS = 200_000_000
+#: A gap between two reads longer than this makes ring ages ambiguous (the PLC clock is
+#: 16-bit milliseconds): adopt the PLC's sequences instead of reading the ring.
+MAX_READ_GAP_NS = 30_000_000_000
+_HALF_CLOCK_MS = 0x8000
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +57,33 @@ class NewPart:
 
     trigger_seq: int
     part_id: int
+    age_ns: int  # how long before this read the PLC triggered it (PLC clock)
 
 
 @dataclass(slots=True)
 class Step:
-    """What one poll of block A asks the link to do."""
+    """What one read of block A asks the link to do."""
 
     parts: list[NewPart]
+    missed: int = 0  # triggers not in the ring any more (overwritten) or never written
+    late: int = 0  # triggers found only after their deadline: not inspected
+    unseen: int = 0  # triggers raised while the link was down or out of sync (adopted)
     recipe_changed: bool = False  # call on_recipe(recipe_id)
     clear_fault: bool = False
     resynced: bool = False
+
+
+@dataclass(slots=True)
+class LinkTotals:
+    """What outlives a connection: the counters the PLC reads, RESULT_SEQ, heartbeat."""
+
+    missed_triggers: int = 0  # MISSED_TRIGGERS: parts never inspected (missed + late)
+    result_seq: int = 0  # the last RESULT_SEQ shown
+    vision_heartbeat: int = 0
+    last_progress: int | None = None
+    recipe_ok: bool = True  # False: the selected recipe was refused (ERROR_CODE 401)
+    last_trigger_seq: int | None = None  # the last TRIGGER_SEQ taken or adopted
+    unconfirmed_seq: int = 0  # a result whose write a dropped connection left unanswered
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,42 +98,53 @@ class Pending:
     deadline_ns: int
 
 
+def _no_drop(reason: str) -> None:
+    """Default drop hook: nothing to count."""
+
+
 class Handshake:
-    """The vision side of the handshake, for one link; owned by one thread (the link's loop).
+    """The vision side of the handshake for one connection; owned by the link's loop.
 
     Feed it block A (``on_inputs``) and finished parts (``on_result``); read back the
     words to write (``result_words``, ``status_words``). It never sees a socket or a
-    clock: callers pass ``now_ns`` (``time.monotonic_ns()``).
+    clock: callers pass ``now_ns`` (``time.monotonic_ns()``). Every result it does not
+    write is reported once to ``on_drop(reason)``: ``stale`` (not a part of this
+    connection), ``overflow`` (queue full), ``late`` (its deadline passed before it
+    could be shown) or, from ``close``, the reason given there.
     """
 
     def __init__(
         self,
+        totals: LinkTotals | None = None,
         *,
+        budget_ns: int = 30_000_000,
         result_queue: int = 8,
         config_crc: int = 0,
         heartbeat_timeout_ns: int = 1_000_000_000,
+        on_drop: Callable[[str], None] = _no_drop,
     ) -> None:
+        self.totals = totals or LinkTotals()
+        self.budget_ns = budget_ns
         self.result_queue = result_queue
         self.config_crc = config_crc & 0xFFFF
         self.heartbeat_timeout_ns = heartbeat_timeout_ns
+        self.on_drop = on_drop
         self.synced = False
         self.enabled = False
         self.recipe_id = 0
-        self.recipe_ok = True
-        self.latched_error = 0  # link faults, cleared by COMMAND 1
-        self.missed_triggers = 0
-        self.vision_heartbeat = 0
+        self.overflowed = False  # ERROR_CODE 302 shown until the queue drained
+        self._overflow_until_ns = 0
         self._last_seq = 0
         self._trigger_ack_seq = 0
         self._plc_hb = -1  # not seen yet: the first read counts as a beat
         self._plc_hb_ns = 0
+        self._last_read_ns: int | None = None
         self._command_seq = 0
         self._in_flight: dict[int, int] = {}  # trigger_seq -> part_id, submitted, unanswered
         self._queue: deque[Pending] = deque()  # unacknowledged; head is shown when presented
-        self._presented = False
-        self._result_seq = 0
+        self._presented = False  # the queue's head is shown (RESULT_SEQ = totals.result_seq)
+        self._written = False  # ... and the FC16 that shows it was answered
         self._shown = ResultBlock(config_crc=self.config_crc)
-        self._last_progress: int | None = None
 
     # ------------------------------------------------------------------ block A
     def on_inputs(self, inp: PlcInputs, now_ns: int) -> Step:
@@ -109,76 +154,138 @@ class Handshake:
             # A heartbeat that steps back means the PLC program restarted.
             restarted = self._plc_hb >= 0 and ((inp.plc_heartbeat - self._plc_hb) & 0xFFFF) > 0x7FFF
             self._plc_hb, self._plc_hb_ns = inp.plc_heartbeat, now_ns
+        gap = self._last_read_ns is not None and now_ns - self._last_read_ns > MAX_READ_GAP_NS
+        self._last_read_ns = now_ns
         alive = self.plc_alive(now_ns)
         step = Step(parts=[])
         if inp.recipe_id != self.recipe_id:
             self.recipe_id = inp.recipe_id
             step.recipe_changed = True
         self.enabled = inp.enable
-        if not self.synced or restarted or not inp.enable or not alive:
+        if not self.synced or restarted or gap or not inp.enable or not alive:
             # Adopt the PLC's sequences; stay unsynced (re-adopt at every read) while the
             # line is disabled or the PLC heartbeat is silent.
-            self._resync(inp)
-            step.resynced = True
+            self._resync(inp, step, restarted=restarted)
             self.synced = inp.enable and alive
             return step
         if inp.command_seq != self._command_seq:
             self._command_seq = inp.command_seq
             if inp.command == Command.CLEAR_FAULT:
                 step.clear_fault = True
-                self.latched_error = 0
+                self.overflowed = False
             elif inp.command == Command.RELOAD_RECIPE:
                 step.recipe_changed = True
-        self._take_ack(inp.result_ack_seq)
+        self._take_ack(inp.result_ack_seq, now_ns)
         if inp.trigger_seq != self._last_seq:
             dist = seq_distance(self._last_seq, inp.trigger_seq)
             if inp.trigger_seq == 0 or dist > SEQ_MOD // 2:
-                self._resync(inp)  # backward step or PLC reset: never a part
-                step.resynced = True
+                # Backward step or PLC reset: never a part.
+                self._resync(inp, step, restarted=True)
                 return step
-            self.missed_triggers += dist - 1
-            self._last_seq = self._trigger_ack_seq = inp.trigger_seq
-            step.parts.append(NewPart(inp.trigger_seq, inp.part_id))
-            self._in_flight[inp.trigger_seq] = inp.part_id
-            while len(self._in_flight) > MAX_IN_FLIGHT:
-                del self._in_flight[next(iter(self._in_flight))]
+            self._take_triggers(inp, dist, step)
         return step
+
+    def _take_triggers(self, inp: PlcInputs, dist: int, step: Step) -> None:
+        """The ``dist`` new triggers up to TRIGGER_SEQ, each looked up in the ring."""
+        slots = {slot.seq: slot for slot in inp.ring if slot.seq}
+        window = min(dist, len(inp.ring))
+        step.missed += dist - window  # older than the ring holds
+        for back in range(window - 1, -1, -1):
+            seq = seq_of_count(inp.trigger_seq - back + SEQ_MOD)
+            slot = slots.get(seq)
+            if slot is None:
+                step.missed += 1
+                continue
+            age_ns = _age_ns(inp, slot)
+            if age_ns >= self.budget_ns:
+                step.late += 1
+                continue
+            step.parts.append(NewPart(seq, slot.part_id, age_ns))
+            self._in_flight[seq] = slot.part_id
+        while len(self._in_flight) > MAX_IN_FLIGHT:
+            del self._in_flight[next(iter(self._in_flight))]
+        self.totals.missed_triggers += step.missed + step.late
+        self._last_seq = self._trigger_ack_seq = inp.trigger_seq
+        self.totals.last_trigger_seq = inp.trigger_seq
+
+    def withdraw(self, trigger_seq: int) -> None:
+        """A part announced by ``on_inputs`` that will not be inspected (the daemon is
+        stopping): forget it, and count it in MISSED_TRIGGERS."""
+        if self._in_flight.pop(trigger_seq, None) is not None:
+            self.totals.missed_triggers += 1
 
     def plc_alive(self, now_ns: int) -> bool:
         """False once PLC_HEARTBEAT has not moved for the heartbeat timeout."""
         return now_ns - self._plc_hb_ns <= self.heartbeat_timeout_ns
 
-    def lost(self) -> None:
-        """The link dropped or the PLC went silent: resync at the next read."""
-        self.synced = False
+    def _resync(self, inp: PlcInputs, step: Step, *, restarted: bool) -> None:
+        """Adopt the PLC's current sequences; forget everything in flight (it is stale).
 
-    def _resync(self, inp: PlcInputs) -> None:
-        """Adopt the PLC's current sequences; forget everything in flight (it is stale)."""
+        The parts the PLC raised since the link last saw it are counted (``unseen``);
+        so is a result it was shown but did not acknowledge (``stale``).
+        """
+        step.resynced = True
+        step.unseen += self._unseen(inp, restarted=restarted)
+        self.totals.missed_triggers += step.unseen
+        self.totals.last_trigger_seq = inp.trigger_seq
+        self._settle_unconfirmed(inp.result_ack_seq)
+        if self._presented and inp.result_ack_seq == self.totals.result_seq:
+            self._queue.popleft()  # consumed just before: not a loss
+            self._presented = False
         self._last_seq = self._trigger_ack_seq = inp.trigger_seq
         self._command_seq = inp.command_seq
         self._in_flight.clear()
+        self._presented = self._written = False  # a shown result is stale now too
+        for _ in range(len(self._queue)):
+            self.on_drop("stale")
         self._queue.clear()
-        self._presented = False
         # Show "no result" (RESULT_SEQ 0) until the next one: re-showing the last result
         # to a restarted PLC would hand it a verdict for a part it never triggered.
         self._shown = ResultBlock(config_crc=self.config_crc)
-        if next_seq(self._result_seq) == inp.result_ack_seq:
-            self._result_seq = next_seq(self._result_seq)  # never pre-acknowledged
+        if next_seq(self.totals.result_seq) == inp.result_ack_seq:
+            self.totals.result_seq = next_seq(self.totals.result_seq)  # never pre-acknowledged
 
-    def _take_ack(self, ack_seq: int) -> None:
-        if self._presented and ack_seq == self._result_seq:
+    def _unseen(self, inp: PlcInputs, *, restarted: bool) -> int:
+        """Parts the PLC raised that this resync adopts without inspecting."""
+        last = self.totals.last_trigger_seq
+        if last is None:
+            # The link's first sync: only the parts still within their budget are lost to
+            # it; older ones were rejected before the daemon ran.
+            return sum(1 for s in inp.ring if s.seq and _age_ns(inp, s) < self.budget_ns)
+        if inp.trigger_seq == last:
+            return 0
+        dist = seq_distance(last, inp.trigger_seq)
+        if restarted or inp.trigger_seq == 0 or dist > SEQ_MOD // 2:
+            return inp.trigger_seq  # a restarted PLC counts its parts from 1
+        return dist
+
+    def _settle_unconfirmed(self, ack_seq: int) -> None:
+        """A result whose write got no answer before the last connection dropped: the
+        PLC consumed it if it acknowledged it, otherwise it is lost."""
+        unconfirmed, self.totals.unconfirmed_seq = self.totals.unconfirmed_seq, 0
+        if unconfirmed and ack_seq != unconfirmed:
+            self.on_drop("link_down")
+
+    def _take_ack(self, ack_seq: int, now_ns: int) -> None:
+        if self._presented and ack_seq == self.totals.result_seq:
             self._queue.popleft()
-            self._presented = False
+            self._presented = self._written = False
+        self._update_overflow(now_ns)
 
     # ------------------------------------------------------------------ results
-    def on_result(self, result: PartResult) -> bool:
+    def on_result(self, result: PartResult, now_ns: int) -> bool:
         """Queue a finished part; False when dropped (stale, foreign, or queue full)."""
         trig = result.trigger
         if self._in_flight.get(trig.trigger_seq) != trig.part_id:
-            return False  # from before a resync, or never ours
+            self.on_drop("stale")  # from before a resync, or never ours
+            return False
         del self._in_flight[trig.trigger_seq]
         if len(self._queue) >= self.result_queue:
-            self.latched_error = ERR_RESULT_OVERFLOW
+            self._skip_late(now_ns)
+        if len(self._queue) >= self.result_queue:
+            self.on_drop("overflow")
+            self.overflowed = True
+            self._overflow_until_ns = now_ns + OVERFLOW_HOLD_NS
             return False
         v = result.verdict
         self._queue.append(
@@ -193,47 +300,88 @@ class Handshake:
         )
         return True
 
+    def _skip_late(self, now_ns: int) -> None:
+        """Drop queued results whose deadline passed before they could be shown."""
+        keep = 1 if self._presented else 0
+        shown = [self._queue.popleft() for _ in range(keep)]
+        for p in [p for p in self._queue if p.deadline_ns < now_ns]:
+            self._queue.remove(p)
+            self.on_drop("late")
+        self._queue.extendleft(shown)
+
+    def _update_overflow(self, now_ns: int) -> None:
+        """The overflow fault clears itself once the backlog has drained."""
+        if self.overflowed and not self._queue and now_ns >= self._overflow_until_ns:
+            self.overflowed = False
+
     @property
     def pending(self) -> int:
         return len(self._queue)
 
-    def result_words(self, now_ns: int) -> tuple[list[int], int | None]:
-        """Words for offsets 3..14, and the deadline of a newly presented result (or None).
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
-        A result presented after its part's deadline goes out as NG_TIMEOUT: an OK the
-        PLC can no longer use on time is never shown as OK.
+    def live_results(self, now_ns: int) -> int:
+        """Results still owed to the PLC: queued and not yet past their deadline."""
+        return sum(1 for p in self._queue if p.deadline_ns >= now_ns)
+
+    def result_written(self) -> None:
+        """The FC16 that shows the presented result was answered: it reached the PLC."""
+        self._written = self._presented
+
+    def close(self, reason: str) -> int:
+        """The connection ended: drop the queued results (``on_drop(reason)``); return how
+        many. A result shown and written reached the PLC; one whose write got no answer
+        is settled at the next connection (``LinkTotals.unconfirmed_seq``)."""
+        if self._presented:
+            self._queue.popleft()
+            if not self._written:
+                self.totals.unconfirmed_seq = self.totals.result_seq
+        dropped = len(self._queue)
+        for _ in range(dropped):
+            self.on_drop(reason)
+        self._queue.clear()
+        self._presented = self._written = False
+        return dropped
+
+    def result_words(self, now_ns: int) -> list[int]:
+        """Words for offsets 3..14; presents the next queued result if the last was acked.
+
+        A result whose deadline passed while it waited is skipped, not shown: the PLC has
+        rejected its part already.
         """
-        deadline: int | None = None
+        if not self._presented:
+            self._skip_late(now_ns)
         if not self._presented and self._queue:
             head = self._queue[0]
-            self._result_seq = next_seq(self._result_seq)
-            self._presented = True
-            verdict = head.verdict
-            if now_ns > head.deadline_ns and verdict == PlcVerdict.OK:
-                verdict = PlcVerdict.NG_TIMEOUT
+            self.totals.result_seq = next_seq(self.totals.result_seq)
+            self._presented, self._written = True, False
             self._shown = ResultBlock(
-                result_seq=self._result_seq,
+                result_seq=self.totals.result_seq,
                 result_trigger_seq=head.trigger_seq,
                 result_part_id=head.part_id,
-                verdict=verdict,
+                verdict=head.verdict,
                 defect_code=head.defect_code,
                 cycle_time=head.cycle_time,
             )
-            deadline = head.deadline_ns
+        self._update_overflow(now_ns)
         block = replace(
             self._shown,
             trigger_ack_seq=self._trigger_ack_seq,
-            missed_triggers=self.missed_triggers,
+            missed_triggers=self.totals.missed_triggers,
             pending_results=len(self._queue),
             config_crc=self.config_crc,
         )
-        return block.encode(), deadline
+        return block.encode()
 
     # ------------------------------------------------------------------- status
     def error_code(self, app_error: int = 0) -> int:
-        if not self.recipe_ok:
+        if not self.totals.recipe_ok:
             return ERR_UNKNOWN_RECIPE
-        return self.latched_error or app_error
+        if self.overflowed:
+            return ERR_RESULT_OVERFLOW
+        return app_error
 
     def state(self, app_state: int = State.READY) -> int:
         """STATE: a link fault wins; then offline (ENABLE=0); busy while parts are open."""
@@ -251,11 +399,22 @@ class Handshake:
         Called every 100 ms. A pipeline with parts in flight that finished none since
         the last tick is stuck: the heartbeat stops and the PLC alarms.
         """
-        if progress != self._last_progress or not self._in_flight:
-            self.vision_heartbeat = (self.vision_heartbeat + 1) & 0xFFFF
-        self._last_progress = progress
-        return self.vision_heartbeat
+        t = self.totals
+        if progress != t.last_progress or not self._in_flight:
+            t.vision_heartbeat = (t.vision_heartbeat + 1) & 0xFFFF
+        t.last_progress = progress
+        return t.vision_heartbeat
 
     def status_words(self, app_state: int = State.READY, app_error: int = 0) -> list[int]:
         """Words for offsets 0..2: VISION_HEARTBEAT, STATE, ERROR_CODE."""
-        return [self.vision_heartbeat, self.state(app_state), self.error_code(app_error)]
+        return [self.totals.vision_heartbeat, self.state(app_state), self.error_code(app_error)]
+
+
+def _age_ns(inp: PlcInputs, slot: TriggerSlot) -> int:
+    """How long before this read the PLC raised the part in ``slot`` (PLC clock).
+
+    An age in the upper half of the 16-bit clock can only be skew (the link resyncs
+    after a read gap that long): it counts as 0.
+    """
+    age_ms = (inp.plc_clock - slot.t_ms) & 0xFFFF
+    return 0 if age_ms >= _HALF_CLOCK_MS else age_ms * 1_000_000
