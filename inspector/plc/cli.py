@@ -12,7 +12,8 @@ line on stdin and answers each with one JSON line on stdout; it then runs until 
 ``jump`` with ``n`` (TRIGGER_SEQ skips n-1 parts the ring never shows), ``restart``
 (the PLC program restarts with zeroed registers), ``triggering`` with ``on``,
 ``first_result_after`` with ``t_ns`` (the first on-time verdict at or after that
-``time.monotonic_ns()``, which is one clock for every process of the host), ``quit``.
+``time.monotonic_ns()``, which is one clock for every process of the host), ``status``
+(VISION_HEARTBEAT, STATE, ERROR_CODE as last written by the vision), ``quit``.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ def _command(sim: PlcSimulator, cmd: dict[str, Any]) -> dict[str, Any]:
         "double": lambda m: m.trigger(now, 2),
         "jump": lambda m: m.jump(now, int(cmd.get("n", 2))),
         "first_result_after": lambda m: _first_after(m, int(cmd.get("t_ns", 0))),
+        "status": lambda m: list(m.status),
     }
     if name not in actions:
         return {"error": f"unknown command {name!r}"}
