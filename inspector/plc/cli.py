@@ -149,7 +149,7 @@ def _command(sim: PlcSimulator, cmd: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
     actions: dict[str, Any] = {
         "pause_acks": lambda m: m.pause_acks(),
-        "resume_acks": lambda m: m.resume_acks(),
+        "resume_acks": lambda m: m.resume_acks(time.monotonic_ns()),
         "double": lambda m: m.trigger(now, 2),
         "jump": lambda m: m.jump(now, int(cmd.get("n", 2))),
         "first_result_after": lambda m: _first_after(m, int(cmd.get("t_ns", 0))),

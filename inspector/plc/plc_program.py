@@ -64,6 +64,7 @@ class PlcModel:
         self.inputs = self._zeroed(recipe_id)
         self.next_part_id = first_part_id
         self.ack_results = True  # False: stop consuming results (the queue fills up)
+        self.shown_words: list[int] | None = None  # block B offsets 3..14 as last seen
         self.beating = True  # False: PLC_HEARTBEAT freezes (a stalled PLC program)
         self.counts = Counts()
         self.fifo: OrderedDict[int, tuple[int, int]] = OrderedDict()  # seq -> (part_id, t_ns)
@@ -139,23 +140,22 @@ class PlcModel:
         self.last_result_seq = 0
         self.adopted = False
         self.last_block = None
+        self.shown_words = None  # its block B was zeroed
         self.status = [0, 0, 0]
 
     def command(self, code: int) -> None:
         self._set(command=code, command_seq=next_seq(self.inputs.command_seq))
 
-    def ack_last(self) -> None:
-        """Acknowledge the last result seen (after a pause of ``ack_results``)."""
-        self._set(result_ack_seq=self.last_result_seq)
-
     def pause_acks(self) -> None:
-        """Stop consuming results: the vision's result queue fills up."""
+        """Stop consuming results (a stalled PLC program: neither acted on nor
+        acknowledged): the vision's result queue fills up."""
         self.ack_results = False
 
-    def resume_acks(self) -> None:
+    def resume_acks(self, now_ns: int) -> None:
         """Consume results again, starting with the one shown now."""
         self.ack_results = True
-        self.ack_last()
+        if self.shown_words is not None:
+            self.on_result_words(self.shown_words, now_ns)
 
     def select_recipe(self, recipe_id: int) -> None:
         """Ask for a recipe switch; it is written by ``apply_recipe`` between two parts."""
@@ -189,6 +189,9 @@ class PlcModel:
 
     def on_result_words(self, words: list[int], now_ns: int) -> None:
         """Check one read (or write) of block B offsets 3..14 and match it to a part."""
+        self.shown_words = words
+        if not self.ack_results:
+            return  # paused: the result stays shown, unread
         try:
             block = ResultBlock.decode(words)
         except PlcProtocolError:
@@ -207,8 +210,7 @@ class PlcModel:
         if block.result_seq in (0, self.last_result_seq):
             return  # nothing new (trigger ack or counters only)
         self.last_result_seq = block.result_seq
-        if self.ack_results:
-            self._set(result_ack_seq=block.result_seq)
+        self._set(result_ack_seq=block.result_seq)
         self.counts.results += 1
         self._match(block, now_ns)
 

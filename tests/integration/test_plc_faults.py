@@ -181,12 +181,19 @@ def test_latency_on_the_link_loses_no_trigger_and_no_session(sims: list[SimProce
 
 
 def test_plc_restarted_with_zeroed_registers(sims: list[SimProcess]) -> None:
+    """The PLC program restarts in place (TCP stays up) while the daemon holds verdicts
+    of the old program's parts (the PLC had stopped acknowledging them): none of them
+    may be shown to the new program."""
     sims.append(sim := SimProcess("--rate", RATE, "--deadline-ms", DEADLINE))
     running = RunningLink(link_cfg(sim.port)).start()
     try:
         sim.wait_counts(lambda c: c["ok"] + c["ng"] >= 20, what="verdicts before the restart")
+        sim.command("pause_acks")
+        held = running.stats().results
+        wait_for(lambda: running.link.stats.results >= held + 4, what="verdicts held back")
         t_restart = time.monotonic_ns()
-        sim.command("restart")  # the PLC program restarts: registers zeroed, FIFO lost
+        sim.command("restart")  # registers zeroed, FIFO lost; then it consumes again
+        sim.command("resume_acks")
         recovery = served_after(sim, t_restart)
         sim.wait_counts(lambda c: c["ok"] + c["ng"] >= 50, what="verdicts after it")
         sim.command("triggering", on=False)
@@ -198,6 +205,7 @@ def test_plc_restarted_with_zeroed_registers(sims: list[SimProcess]) -> None:
     report("plc_restarted_zeroed", recovery)
     assert recovery < SERVED_WITHIN_S
     assert summary["mismatched"] == 0  # no verdict of the old program shown to the new one
+    assert stats.dropped.get("stale", 0) >= 3  # the held verdicts, dropped and counted
     check_accounting(summary, stats)
     check_verdicts([tuple(a) for a in summary["answers"]], inspected(running))
 

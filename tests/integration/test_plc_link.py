@@ -207,7 +207,7 @@ def test_result_queue_overflow_is_a_fault_the_plc_sees_and_clears_itself(
             trigger(manual_sim)
             wait_for(lambda k=k: len(running.pipeline.results) == k)
         wait_for(lambda: status(manual_sim)[1:] == [State.FAULT, ERR_RESULT_OVERFLOW], what="fault")
-        manual_sim.call(lambda m: m.resume_acks())  # no COMMAND 1
+        manual_sim.call(lambda m: m.resume_acks(time.monotonic_ns()))  # no COMMAND 1
         wait_for(lambda: status(manual_sim)[1:] == [State.READY, 0], what="fault cleared")
         wait_for(lambda: results(manual_sim) == 3, what="queued results")
         counts = manual_sim.counts()
