@@ -20,7 +20,8 @@ Sequence rules (docs/plc.md, "Sequences"):
   the current value without processing it (resync).
 * A result is presented only when the previous one was acknowledged (RESULT_ACK_SEQ ==
   RESULT_SEQ). Results wait in a bounded queue; one past its deadline before it could be
-  shown is skipped (the PLC rejects that part anyway). An overflow drops the result and
+  shown is skipped when a result still on time waits behind it (the PLC rejects that
+  part anyway), else shown late (an OK as NG_TIMEOUT). An overflow drops the result and
   shows STATE 3 / ERROR_CODE 302 until the queue has drained: no command is needed.
 """
 
@@ -40,7 +41,7 @@ from inspector.plc.protocol import (
     TriggerSlot,
 )
 from inspector.seq import SEQ_MOD, next_seq, seq_distance, seq_of_count
-from inspector.types import PartResult
+from inspector.types import PartResult, PlcVerdict
 
 MAX_IN_FLIGHT = 1024  # submitted, unanswered triggers remembered; the oldest go first
 #: The overflow fault is shown at least this long, so that the PLC sees it.
@@ -281,7 +282,7 @@ class Handshake:
             return False
         del self._in_flight[trig.trigger_seq]
         if len(self._queue) >= self.result_queue:
-            self._skip_late(now_ns)
+            self._skip_late(now_ns, all_late=True)
         if len(self._queue) >= self.result_queue:
             self.on_drop("overflow")
             self.overflowed = True
@@ -300,14 +301,21 @@ class Handshake:
         )
         return True
 
-    def _skip_late(self, now_ns: int) -> None:
-        """Drop queued results whose deadline passed before they could be shown."""
+    def _skip_late(self, now_ns: int, *, all_late: bool) -> None:
+        """Drop queued results whose deadline passed before they could be shown: those
+        ahead of a result still on time (so a late one never delays it), or, with
+        ``all_late`` (the queue is full), every one. The shown result stays."""
         keep = 1 if self._presented else 0
-        shown = [self._queue.popleft() for _ in range(keep)]
-        for p in [p for p in self._queue if p.deadline_ns < now_ns]:
+        waiting = list(self._queue)[keep:]
+        last_live = max((i for i, p in enumerate(waiting) if p.deadline_ns >= now_ns), default=-1)
+        late = [
+            p
+            for i, p in enumerate(waiting)
+            if p.deadline_ns < now_ns and (all_late or i < last_live)
+        ]
+        for p in late:
             self._queue.remove(p)
             self.on_drop("late")
-        self._queue.extendleft(shown)
 
     def _update_overflow(self, now_ns: int) -> None:
         """The overflow fault clears itself once the backlog has drained."""
@@ -348,20 +356,24 @@ class Handshake:
     def result_words(self, now_ns: int) -> list[int]:
         """Words for offsets 3..14; presents the next queued result if the last was acked.
 
-        A result whose deadline passed while it waited is skipped, not shown: the PLC has
-        rejected its part already.
+        A result whose deadline passed while it waited is skipped when a result still on
+        time waits behind it (the PLC has rejected its part already); otherwise it is
+        shown late, an OK as NG_TIMEOUT.
         """
         if not self._presented:
-            self._skip_late(now_ns)
+            self._skip_late(now_ns, all_late=False)
         if not self._presented and self._queue:
             head = self._queue[0]
             self.totals.result_seq = next_seq(self.totals.result_seq)
             self._presented, self._written = True, False
+            verdict = head.verdict
+            if now_ns > head.deadline_ns and verdict == PlcVerdict.OK:
+                verdict = PlcVerdict.NG_TIMEOUT  # an OK the PLC can no longer use on time
             self._shown = ResultBlock(
                 result_seq=self.totals.result_seq,
                 result_trigger_seq=head.trigger_seq,
                 result_part_id=head.part_id,
-                verdict=head.verdict,
+                verdict=verdict,
                 defect_code=head.defect_code,
                 cycle_time=head.cycle_time,
             )
