@@ -1,8 +1,10 @@
 """The PLC register map and its encoding: pure data, no I/O, no clock.
 
 Where it sits in the flow: ``trigger ─▶ … ─▶ publish``. Block A (PLC → vision) brings
-the trigger; block B (vision → PLC) carries the verdict. This module names every
-register, encodes and decodes both blocks and computes CHECK (CRC-16/MODBUS); the
+the triggers (a header and a ring of the last N parts, each dated on the PLC's clock);
+block B (vision → PLC) carries the verdict. This module names every register, encodes
+and decodes both blocks (a read that is not one raises ``PlcProtocolError``) and
+computes CHECK (CRC-16/MODBUS); the
 1..65535 sequence arithmetic is ``inspector.seq``. ``handshake.py`` holds the state
 machine built on it, shared by both roles of ``link.py``. ``docs/plc.md`` has the map
 and the timing.
