@@ -4,10 +4,9 @@ Where it sits in the flow: ``trigger ─▶ … ─▶ publish``. Block A (PLC �
 the triggers (a header and a ring of the last N parts, each dated on the PLC's clock);
 block B (vision → PLC) carries the verdict. This module names every register, encodes
 and decodes both blocks (a read that is not one raises ``PlcProtocolError``) and
-computes CHECK (CRC-16/MODBUS); the
-1..65535 sequence arithmetic is ``inspector.seq``. ``handshake.py`` holds the state
-machine built on it, shared by both roles of ``link.py``. ``docs/plc.md`` has the map
-and the timing.
+computes CHECK (CRC-16/MODBUS); the 1..65535 sequence arithmetic is ``inspector.seq``.
+``handshake.py`` holds the state machine built on it, shared by both roles of
+``link.py``. ``docs/plc.md`` has the map and the timing.
 """
 
 from __future__ import annotations
