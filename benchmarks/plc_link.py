@@ -13,8 +13,9 @@ that spin on the CPU. Then, in this process:
 2. the link (daemon role client, production defaults) fed by a stand-in pipeline thread
    that spends ``--work-ms`` per part in Python (holding the GIL, like inspection work
    between native calls): per part, PLC trigger (the ring slot's PLC-clock time) →
-   verdict written (FC16 of the result block returned), and the link's own part
-   (publish → written); then every part accounted: taken, missed (ring overrun), late,
+   the pipeline has it (the read side: PLC scan, poll, FC3, ring lookup), → verdict
+   written (FC16 of the result block returned), and the link's own part (publish →
+   written); then every part accounted: taken, missed (ring overrun), late,
    unseen (link down), results dropped, and the PLC's own counts;
 3. reconnects: the simulator is killed (SIGKILL) and started again on the same port
    after each of ``--off-s``; reported: from its listening again to the link in sync,
@@ -109,6 +110,7 @@ class Bench:
         self.published: dict[int, tuple[int, int]] = {}  # trigger_seq -> (t_trigger, t_pub)
         self.total: list[float] = []
         self.own: list[float] = []
+        self.taken: list[float] = []  # PLC trigger -> the pipeline has it (read side)
         self.q: queue.Queue[Trigger | None] = queue.Queue()
         self.stop = threading.Event()
         io_write = self.link.io.write
@@ -128,6 +130,7 @@ class Bench:
 
     def _pipeline(self) -> None:
         while (trig := self.q.get()) is not None:
+            self.taken.append((time.monotonic_ns() - trig.t_trigger_ns) / 1e6)
             spin(self.work_s)
             now = time.monotonic_ns()
             self.published[trig.trigger_seq] = (trig.t_trigger_ns, now)
@@ -198,6 +201,7 @@ def line_run(args: argparse.Namespace, sim: Sim) -> Bench:
     s = bench.link.stats
     base = float(np.percentile(probe, 50))
     print(f"bare FC16 (12 words), line running    {pct(probe)}")
+    print(f"link: PLC trigger -> pipeline has it  {pct(bench.taken)}")
     print(f"link: PLC trigger -> verdict written  {pct(bench.total)}")
     print(f"link only: publish -> verdict written {pct(bench.own)}")
     print(
