@@ -2,7 +2,7 @@
 
     python benchmarks/plc_link.py [--parts 1000] [--rate 40] [--hogs 2] [--work-ms 5]
 
-Starts the PLC simulator in its own process (``python -m inspector.plc.cli --control``,
+Starts the PLC simulator in its own process (``python -m inspector.sim.cli --control``,
 a pymodbus server on 127.0.0.1, as a PLC is a separate device) and ``--hogs`` processes
 that spin on the CPU. Then, in this process:
 
@@ -54,7 +54,7 @@ class Sim:
     """The simulator process, driven by JSON commands on its stdin."""
 
     def __init__(self, *args: str, port: int = 0) -> None:
-        cmd = [sys.executable, "-m", "inspector.plc.cli", "--control", "--port", str(port)]
+        cmd = [sys.executable, "-m", "inspector.sim.cli", "--control", "--port", str(port)]
         self.proc = subprocess.Popen(
             [*cmd, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )

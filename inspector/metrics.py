@@ -125,7 +125,8 @@ PLC_RECONNECTS = Counter(
 )
 PLC_MISSED_TRIGGERS = Counter(
     "inspector_plc_missed_triggers",
-    "Triggers skipped by the PLC's TRIGGER_SEQ (jumps greater than one).",
+    "Triggers the vision never inspected: no longer in the trigger ring, seen after their "
+    "deadline, raised while the link was down, or after the daemon stopped taking parts.",
     registry=REGISTRY,
 )
 PLC_ERRORS = Counter(

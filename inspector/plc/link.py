@@ -283,9 +283,11 @@ class PlcLink:
             # period goes out in the same FC16 as the new TRIGGER_ACK_SEQ.
             await self.io.wait(self._wake, poll_s)
             await self._flush(conn)
-        # An orderly stop: show STATE offline (best effort; the PLC alarms on the
-        # heartbeat anyway if this write does not make it).
-        words = [self.totals.vision_heartbeat, int(State.OFFLINE), 0]
+        # An orderly stop: show STATE offline, or fault when the daemon stops on a fault
+        # (best effort; the PLC alarms on the heartbeat anyway if this write is lost).
+        app_state, app_error = self._app_state
+        final = (State.FAULT, app_error) if app_state == State.FAULT else (State.OFFLINE, 0)
+        words = [self.totals.vision_heartbeat, int(final[0]), final[1]]
         with contextlib.suppress(PlcError, asyncio.TimeoutError):
             await asyncio.wait_for(self.io.write(self.cfg.out_base, words), OFFLINE_WRITE_S)
 
@@ -347,6 +349,7 @@ class PlcLink:
         if step.parts:
             self.stats.not_taken += len(step.parts)
             metrics.PARTS_LOST.labels("plc_stopping").inc(len(step.parts))
+            metrics.PLC_MISSED_TRIGGERS.inc(len(step.parts))
 
     def _select_recipe(self, recipe_id: int) -> None:
         ok = True if self.on_recipe is None else bool(self.on_recipe(recipe_id))

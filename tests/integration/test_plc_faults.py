@@ -13,42 +13,28 @@ for every process of the host) and printed as ``RECOVERY <fault> <seconds>``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from inspector.config import PlcConfig
 from inspector.plc.link import LinkStats
 from inspector.plc.protocol import ERR_RESULT_OVERFLOW, State
-from tests.integration.fault_proxy import FaultProxy
-from tests.integration.plc_support import (
+from tests.support.fault_proxy import FaultProxy
+from tests.support.plc import (
     FakePipeline,
     RunningLink,
     SimProcess,
     check_accounting,
     check_verdicts,
+    link_cfg,
+    settled,
+    sim_status,
     wait_for,
 )
 
 RATE = "40"
 DEADLINE = "300"
 SERVED_WITHIN_S = 1.0
-
-
-def link_cfg(port: int, **kw: object) -> PlcConfig:
-    """The production defaults for reconnects and timeouts (backoff 0.05 s → 0.5 s)."""
-    return PlcConfig(enabled=True, role="client", port=port, poll_ms=1.0, **kw)  # type: ignore[arg-type]
-
-
-def settled(parts: int) -> Callable[[dict[str, Any]], bool]:
-    """The PLC triggered ``parts`` and judged (or expired) every one."""
-
-    def done(c: dict[str, Any]) -> bool:
-        judged = c["ok"] + c["ng"] + c["late"] + c["missed"] + c["forgotten"]
-        return bool(c["triggered"] >= parts and judged == c["triggered"])
-
-    return done
 
 
 def served_after(sim: SimProcess, t_ns: int, timeout_s: float = 10.0) -> float:
@@ -264,8 +250,3 @@ def test_ack_stall_overflows_the_queue_and_the_line_recovers_by_itself(
     assert stats.dropped["overflow"] > 0
     check_accounting(summary, stats)
     check_verdicts([tuple(a) for a in summary["answers"]], inspected(running))
-
-
-def sim_status(sim: SimProcess) -> list[int]:
-    status: list[int] = sim.command("status")
-    return status

@@ -14,14 +14,14 @@ from inspector import metrics
 from inspector.config import PlcConfig
 from inspector.plc.protocol import RESULT_FIRST, B, ResultBlock, State
 from inspector.types import PlcVerdict
-from tests.integration.plc_support import (
+from tests.support.plc import (
     RunningLink,
     SimProcess,
     check_accounting,
     check_verdicts,
+    settled,
     wait_for,
 )
-from tests.integration.test_plc_faults import settled
 
 ILLEGAL_DATA_ADDRESS = 2
 

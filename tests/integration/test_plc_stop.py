@@ -7,16 +7,18 @@ from __future__ import annotations
 import time
 
 from inspector.plc.protocol import State
-from tests.integration.fault_proxy import FaultProxy
-from tests.integration.plc_support import (
+from tests.support.fault_proxy import FaultProxy
+from tests.support.plc import (
     FakePipeline,
     RunningLink,
     SimProcess,
     check_accounting,
     check_verdicts,
+    link_cfg,
+    settled,
+    sim_status,
     wait_for,
 )
-from tests.integration.test_plc_faults import link_cfg, settled, sim_status
 
 
 def test_drain_writes_every_verdict_before_state_offline() -> None:

@@ -17,14 +17,14 @@ from collections.abc import Iterator
 import pytest
 
 from inspector.config import PlcConfig
-from tests.integration.plc_support import (
+from tests.support.plc import (
     FakePipeline,
     RunningLink,
     SimProcess,
     check_accounting,
     check_verdicts,
+    settled,
 )
-from tests.integration.test_plc_faults import settled
 
 PARTS = 600
 RATE = 40

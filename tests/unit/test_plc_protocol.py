@@ -7,7 +7,6 @@ import pytest
 
 from inspector.errors import PlcProtocolError
 from inspector.plc.handshake import OVERFLOW_HOLD_NS, Handshake, LinkTotals
-from inspector.plc.plc_program import PlcModel
 from inspector.plc.protocol import (
     ERR_RESULT_OVERFLOW,
     ERR_UNKNOWN_RECIPE,
@@ -23,6 +22,7 @@ from inspector.plc.protocol import (
     split_u32,
 )
 from inspector.seq import next_seq, seq_distance, seq_of_count
+from inspector.sim.plc_program import PlcModel
 from inspector.types import PartResult, PlcVerdict, Reason, Trigger, Verdict, ng
 
 MS = 1_000_000

@@ -198,11 +198,11 @@ def check_verdicts(answers: list[tuple[int, int]], inspected: set[int]) -> None:
 
 
 class SimProcess:
-    """``python -m inspector.plc.cli --control`` in its own process: a PLC on another
+    """``python -m inspector.sim.cli --control`` in its own process: a PLC on another
     "device", driven by JSON commands (fault injection) and killed for real."""
 
     def __init__(self, *args: str, port: int = 0) -> None:
-        cmd = [sys.executable, "-m", "inspector.plc.cli", "--control", "--json"]
+        cmd = [sys.executable, "-m", "inspector.sim.cli", "--control", "--json"]
         cmd += ["--port", str(port), *args]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
@@ -257,3 +257,23 @@ class SimProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.communicate()
+
+
+def link_cfg(port: int, **kw: object) -> PlcConfig:
+    """The production defaults for reconnects and timeouts (backoff 0.05 s → 0.5 s)."""
+    return PlcConfig(enabled=True, role="client", port=port, poll_ms=1.0, **kw)  # type: ignore[arg-type]
+
+
+def settled(parts: int) -> Callable[[dict[str, Any]], bool]:
+    """The PLC triggered ``parts`` and judged (or expired) every one."""
+
+    def done(c: dict[str, Any]) -> bool:
+        judged = c["ok"] + c["ng"] + c["late"] + c["missed"] + c["forgotten"]
+        return bool(c["triggered"] >= parts and judged == c["triggered"])
+
+    return done
+
+
+def sim_status(sim: SimProcess) -> list[int]:
+    status: list[int] = sim.command("status")
+    return status

@@ -1,7 +1,8 @@
 """A loopback TCP proxy that injects network faults between the PLC link and the PLC.
 
-Where it sits: test support for the fault matrix (``test_plc_faults.py``). The link
-connects to the proxy, the proxy to the PLC simulator (another process). It can:
+Where it sits: test support for the PLC fault matrix
+(``tests/integration/test_plc_faults.py``). The link connects to the proxy, the proxy
+to the PLC simulator (another process). It can:
 
 * ``stall()`` / ``release()``: stop forwarding in both directions, holding every byte,
   then forward what was held, like a switch that stops passing frames and comes back;
