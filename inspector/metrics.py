@@ -143,6 +143,12 @@ PLC_RESULTS_DROPPED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+PLC_LATE_OK = Counter(
+    "inspector_plc_late_ok_total",
+    "OK verdicts the link could show only after their part's deadline (the result before "
+    "was not yet acknowledged): written as NG_TIMEOUT, never as OK.",
+    registry=REGISTRY,
+)
 PLC_REFUSED_REQUESTS = Counter(
     "inspector_plc_refused_requests_total",
     "Server role: client requests refused, by reason: write_block_b, write_unmapped "

@@ -103,6 +103,10 @@ def _no_drop(reason: str) -> None:
     """Default drop hook: nothing to count."""
 
 
+def _nothing() -> None:
+    """Default hook: nothing to count."""
+
+
 class Handshake:
     """The vision side of the handshake for one connection; owned by the link's loop.
 
@@ -111,7 +115,8 @@ class Handshake:
     clock: callers pass ``now_ns`` (``time.monotonic_ns()``). Every result it does not
     write is reported once to ``on_drop(reason)``: ``stale`` (not a part of this
     connection), ``overflow`` (queue full), ``late`` (its deadline passed before it
-    could be shown) or, from ``close``, the reason given there.
+    could be shown) or, from ``close``, the reason given there. An OK shown after its
+    deadline goes out as NG_TIMEOUT and is reported to ``on_late_ok()``.
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class Handshake:
         config_crc: int = 0,
         heartbeat_timeout_ns: int = 1_000_000_000,
         on_drop: Callable[[str], None] = _no_drop,
+        on_late_ok: Callable[[], None] = _nothing,
     ) -> None:
         self.totals = totals or LinkTotals()
         self.budget_ns = budget_ns
@@ -130,6 +136,7 @@ class Handshake:
         self.config_crc = config_crc & 0xFFFF
         self.heartbeat_timeout_ns = heartbeat_timeout_ns
         self.on_drop = on_drop
+        self.on_late_ok = on_late_ok
         self.synced = False
         self.enabled = False
         self.recipe_id = 0
@@ -368,7 +375,8 @@ class Handshake:
             self._presented, self._written = True, False
             verdict = head.verdict
             if now_ns > head.deadline_ns and verdict == PlcVerdict.OK:
-                verdict = PlcVerdict.NG_TIMEOUT  # an OK the PLC can no longer use on time
+                verdict = PlcVerdict.NG_TIMEOUT  # never an OK after the budget
+                self.on_late_ok()
             self._shown = ResultBlock(
                 result_seq=self.totals.result_seq,
                 result_trigger_seq=head.trigger_seq,

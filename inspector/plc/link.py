@@ -74,6 +74,7 @@ class LinkStats:
     not_taken: int = 0
     results: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    late_ok: int = 0  # OKs written after their deadline, as NG_TIMEOUT
     reconnects: int = 0
     connections: int = 0
     up_at_ns: list[int] = field(default_factory=list)  # each time the link got in sync
@@ -244,6 +245,7 @@ class PlcLink:
                 config_crc=self.config_crc,
                 heartbeat_timeout_ns=int(self.cfg.heartbeat_timeout_s * 1e9),
                 on_drop=self._count_drop,
+                on_late_ok=self._count_late_ok,
             )
         )
         self._conn = conn
@@ -378,6 +380,10 @@ class PlcLink:
         d[reason] = d.get(reason, 0) + 1
         metrics.PLC_RESULTS_DROPPED.labels(reason).inc()
         self._errors.error("plc_result_dropped", kind=reason)
+
+    def _count_late_ok(self) -> None:
+        self.stats.late_ok += 1
+        metrics.PLC_LATE_OK.inc()
 
     def _notify_changed(self) -> None:
         if self._changed is not None:

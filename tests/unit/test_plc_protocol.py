@@ -281,11 +281,14 @@ def test_a_result_past_its_deadline_is_skipped_not_shown() -> None:
 
 
 def test_a_late_result_with_nothing_on_time_behind_it_goes_out_late_an_ok_as_timeout() -> None:
-    hs = synced(10)
+    late_oks: list[None] = []
+    hs = Handshake(budget_ns=30 * MS, on_late_ok=lambda: late_oks.append(None))
+    hs.on_inputs(inputs(10, slots={}), 0)
     hs.on_inputs(inputs(11, part_id=5), 0)
     hs.on_result(result(11, 5, t=0, budget=30 * MS), MS)
     block = ResultBlock.decode(hs.result_words(31 * MS))
     assert (block.result_seq, block.verdict) == (1, PlcVerdict.NG_TIMEOUT)
+    assert len(late_oks) == 1
 
 
 def test_a_shown_result_stays_until_acknowledged_even_past_its_deadline() -> None:
