@@ -19,33 +19,28 @@ Sequence rules (docs/plc.md, "Sequences"):
 * A backward step, a reset to 0, a restarted or silent heartbeat makes the daemon adopt
   the current value without processing it (resync).
 * A result is presented only when the previous one was acknowledged (RESULT_ACK_SEQ ==
-  RESULT_SEQ). Results wait in a bounded queue; one past its deadline before it could be
-  shown is skipped when a result still on time waits behind it (the PLC rejects that
-  part anyway), else shown late (an OK as NG_TIMEOUT). An overflow drops the result and
-  shows STATE 3 / ERROR_CODE 302 until the queue has drained: no command is needed.
+  RESULT_SEQ); the queue, late results and the self-clearing overflow fault are in
+  ``results.py``.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from inspector.plc.protocol import (
     ERR_RESULT_OVERFLOW,
     ERR_UNKNOWN_RECIPE,
     Command,
     PlcInputs,
-    ResultBlock,
     State,
     TriggerSlot,
 )
+from inspector.plc.results import Pending, ResultQueue, ResultSeq
 from inspector.seq import SEQ_MOD, next_seq, seq_distance, seq_of_count
-from inspector.types import PartResult, PlcVerdict
+from inspector.types import PartResult
 
 MAX_IN_FLIGHT = 1024  # submitted, unanswered triggers remembered; the oldest go first
-#: The overflow fault is shown at least this long, so that the PLC sees it.
-OVERFLOW_HOLD_NS = 200_000_000
 #: A gap between two reads longer than this makes ring ages ambiguous (the PLC clock is
 #: 16-bit milliseconds): adopt the PLC's sequences instead of reading the ring.
 MAX_READ_GAP_NS = 30_000_000_000
@@ -78,25 +73,12 @@ class Step:
 class LinkTotals:
     """What outlives a connection: the counters the PLC reads, RESULT_SEQ, heartbeat."""
 
-    missed_triggers: int = 0  # MISSED_TRIGGERS: parts never inspected (missed + late)
-    result_seq: int = 0  # the last RESULT_SEQ shown
+    missed_triggers: int = 0  # MISSED_TRIGGERS: parts never inspected
+    results: ResultSeq = field(default_factory=ResultSeq)
     vision_heartbeat: int = 0
     last_progress: int | None = None
     recipe_ok: bool = True  # False: the selected recipe was refused (ERROR_CODE 401)
     last_trigger_seq: int | None = None  # the last TRIGGER_SEQ taken or adopted
-    unconfirmed_seq: int = 0  # a result whose write a dropped connection left unanswered
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A result waiting for the PLC: what to write and by when."""
-
-    trigger_seq: int
-    part_id: int
-    verdict: int
-    defect_code: int
-    cycle_time: int
-    deadline_ns: int
 
 
 def _no_drop(reason: str) -> None:
@@ -115,8 +97,8 @@ class Handshake:
     clock: callers pass ``now_ns`` (``time.monotonic_ns()``). Every result it does not
     write is reported once to ``on_drop(reason)``: ``stale`` (not a part of this
     connection), ``overflow`` (queue full), ``late`` (its deadline passed before it
-    could be shown) or, from ``close``, the reason given there. An OK shown after its
-    deadline goes out as NG_TIMEOUT and is reported to ``on_late_ok()``.
+    could be shown), ``link_down`` or, from ``close``, the reason given there. An OK
+    shown after its deadline goes out as NG_TIMEOUT and is reported to ``on_late_ok()``.
     """
 
     def __init__(
@@ -132,16 +114,15 @@ class Handshake:
     ) -> None:
         self.totals = totals or LinkTotals()
         self.budget_ns = budget_ns
-        self.result_queue = result_queue
         self.config_crc = config_crc & 0xFFFF
         self.heartbeat_timeout_ns = heartbeat_timeout_ns
         self.on_drop = on_drop
-        self.on_late_ok = on_late_ok
+        self.results = ResultQueue(
+            self.totals.results, capacity=result_queue, on_drop=on_drop, on_late_ok=on_late_ok
+        )
         self.synced = False
         self.enabled = False
         self.recipe_id = 0
-        self.overflowed = False  # ERROR_CODE 302 shown until the queue drained
-        self._overflow_until_ns = 0
         self._last_seq = 0
         self._trigger_ack_seq = 0
         self._plc_hb = -1  # not seen yet: the first read counts as a beat
@@ -149,10 +130,6 @@ class Handshake:
         self._last_read_ns: int | None = None
         self._command_seq = 0
         self._in_flight: dict[int, int] = {}  # trigger_seq -> part_id, submitted, unanswered
-        self._queue: deque[Pending] = deque()  # unacknowledged; head is shown when presented
-        self._presented = False  # the queue's head is shown (RESULT_SEQ = totals.result_seq)
-        self._written = False  # ... and the FC16 that shows it was answered
-        self._shown = ResultBlock(config_crc=self.config_crc)
 
     # ------------------------------------------------------------------ block A
     def on_inputs(self, inp: PlcInputs, now_ns: int) -> Step:
@@ -180,10 +157,10 @@ class Handshake:
             self._command_seq = inp.command_seq
             if inp.command == Command.CLEAR_FAULT:
                 step.clear_fault = True
-                self.overflowed = False
+                self.results.overflowed = False
             elif inp.command == Command.RELOAD_RECIPE:
                 step.recipe_changed = True
-        self._take_ack(inp.result_ack_seq, now_ns)
+        self.results.take_ack(inp.result_ack_seq, now_ns)
         if inp.trigger_seq != self._last_seq:
             dist = seq_distance(self._last_seq, inp.trigger_seq)
             if inp.trigger_seq == 0 or dist > SEQ_MOD // 2:
@@ -236,22 +213,14 @@ class Handshake:
         step.unseen += self._unseen(inp, restarted=restarted)
         self.totals.missed_triggers += step.unseen
         self.totals.last_trigger_seq = inp.trigger_seq
-        self._settle_unconfirmed(inp.result_ack_seq)
-        if self._presented and inp.result_ack_seq == self.totals.result_seq:
-            self._queue.popleft()  # consumed just before: not a loss
-            self._presented = False
+        self.results.settle_unconfirmed(inp.result_ack_seq)
+        self.results.forget(inp.result_ack_seq)
         self._last_seq = self._trigger_ack_seq = inp.trigger_seq
         self._command_seq = inp.command_seq
         self._in_flight.clear()
-        self._presented = self._written = False  # a shown result is stale now too
-        for _ in range(len(self._queue)):
-            self.on_drop("stale")
-        self._queue.clear()
-        # Show "no result" (RESULT_SEQ 0) until the next one: re-showing the last result
-        # to a restarted PLC would hand it a verdict for a part it never triggered.
-        self._shown = ResultBlock(config_crc=self.config_crc)
-        if next_seq(self.totals.result_seq) == inp.result_ack_seq:
-            self.totals.result_seq = next_seq(self.totals.result_seq)  # never pre-acknowledged
+        seq = self.totals.results
+        if next_seq(seq.last) == inp.result_ack_seq:
+            seq.last = next_seq(seq.last)  # never pre-acknowledged
 
     def _unseen(self, inp: PlcInputs, *, restarted: bool) -> int:
         """Parts the PLC raised that this resync adopts without inspecting."""
@@ -267,19 +236,6 @@ class Handshake:
             return inp.trigger_seq  # a restarted PLC counts its parts from 1
         return dist
 
-    def _settle_unconfirmed(self, ack_seq: int) -> None:
-        """A result whose write got no answer before the last connection dropped: the
-        PLC consumed it if it acknowledged it, otherwise it is lost."""
-        unconfirmed, self.totals.unconfirmed_seq = self.totals.unconfirmed_seq, 0
-        if unconfirmed and ack_seq != unconfirmed:
-            self.on_drop("link_down")
-
-    def _take_ack(self, ack_seq: int, now_ns: int) -> None:
-        if self._presented and ack_seq == self.totals.result_seq:
-            self._queue.popleft()
-            self._presented = self._written = False
-        self._update_overflow(now_ns)
-
     # ------------------------------------------------------------------ results
     def on_result(self, result: PartResult, now_ns: int) -> bool:
         """Queue a finished part; False when dropped (stale, foreign, or queue full)."""
@@ -288,15 +244,8 @@ class Handshake:
             self.on_drop("stale")  # from before a resync, or never ours
             return False
         del self._in_flight[trig.trigger_seq]
-        if len(self._queue) >= self.result_queue:
-            self._skip_late(now_ns, all_late=True)
-        if len(self._queue) >= self.result_queue:
-            self.on_drop("overflow")
-            self.overflowed = True
-            self._overflow_until_ns = now_ns + OVERFLOW_HOLD_NS
-            return False
         v = result.verdict
-        self._queue.append(
+        return self.results.add(
             Pending(
                 trigger_seq=trig.trigger_seq,
                 part_id=trig.part_id,
@@ -304,34 +253,13 @@ class Handshake:
                 defect_code=v.defect_code,
                 cycle_time=max(0, result.cycle_ns) // 100_000,
                 deadline_ns=trig.deadline_ns,
-            )
+            ),
+            now_ns,
         )
-        return True
-
-    def _skip_late(self, now_ns: int, *, all_late: bool) -> None:
-        """Drop queued results whose deadline passed before they could be shown: those
-        ahead of a result still on time (so a late one never delays it), or, with
-        ``all_late`` (the queue is full), every one. The shown result stays."""
-        keep = 1 if self._presented else 0
-        waiting = list(self._queue)[keep:]
-        last_live = max((i for i, p in enumerate(waiting) if p.deadline_ns >= now_ns), default=-1)
-        late = [
-            p
-            for i, p in enumerate(waiting)
-            if p.deadline_ns < now_ns and (all_late or i < last_live)
-        ]
-        for p in late:
-            self._queue.remove(p)
-            self.on_drop("late")
-
-    def _update_overflow(self, now_ns: int) -> None:
-        """The overflow fault clears itself once the backlog has drained."""
-        if self.overflowed and not self._queue and now_ns >= self._overflow_until_ns:
-            self.overflowed = False
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self.results)
 
     @property
     def in_flight(self) -> int:
@@ -339,58 +267,25 @@ class Handshake:
 
     def live_results(self, now_ns: int) -> int:
         """Results still owed to the PLC: queued and not yet past their deadline."""
-        return sum(1 for p in self._queue if p.deadline_ns >= now_ns)
+        return self.results.live(now_ns)
 
     def result_written(self) -> None:
         """The FC16 that shows the presented result was answered: it reached the PLC."""
-        self._written = self._presented
+        self.results.written()
 
     def close(self, reason: str) -> int:
-        """The connection ended: drop the queued results (``on_drop(reason)``); return how
-        many. A result shown and written reached the PLC; one whose write got no answer
-        is settled at the next connection (``LinkTotals.unconfirmed_seq``)."""
-        if self._presented:
-            self._queue.popleft()
-            if not self._written:
-                self.totals.unconfirmed_seq = self.totals.result_seq
-        dropped = len(self._queue)
-        for _ in range(dropped):
-            self.on_drop(reason)
-        self._queue.clear()
-        self._presented = self._written = False
-        return dropped
+        """The connection ended: drop the queued results; return how many."""
+        return self.results.close(reason)
 
     def result_words(self, now_ns: int) -> list[int]:
-        """Words for offsets 3..14; presents the next queued result if the last was acked.
-
-        A result whose deadline passed while it waited is skipped when a result still on
-        time waits behind it (the PLC has rejected its part already); otherwise it is
-        shown late, an OK as NG_TIMEOUT.
-        """
-        if not self._presented:
-            self._skip_late(now_ns, all_late=False)
-        if not self._presented and self._queue:
-            head = self._queue[0]
-            self.totals.result_seq = next_seq(self.totals.result_seq)
-            self._presented, self._written = True, False
-            verdict = head.verdict
-            if now_ns > head.deadline_ns and verdict == PlcVerdict.OK:
-                verdict = PlcVerdict.NG_TIMEOUT  # never an OK after the budget
-                self.on_late_ok()
-            self._shown = ResultBlock(
-                result_seq=self.totals.result_seq,
-                result_trigger_seq=head.trigger_seq,
-                result_part_id=head.part_id,
-                verdict=verdict,
-                defect_code=head.defect_code,
-                cycle_time=head.cycle_time,
-            )
-        self._update_overflow(now_ns)
+        """Words for offsets 3..14; presents the next queued result if the last was acked."""
+        self.results.present(now_ns)
+        self.results.refresh(now_ns)
         block = replace(
-            self._shown,
+            self.results.shown,
             trigger_ack_seq=self._trigger_ack_seq,
             missed_triggers=self.totals.missed_triggers,
-            pending_results=len(self._queue),
+            pending_results=len(self.results),
             config_crc=self.config_crc,
         )
         return block.encode()
@@ -399,7 +294,7 @@ class Handshake:
     def error_code(self, app_error: int = 0) -> int:
         if not self.totals.recipe_ok:
             return ERR_UNKNOWN_RECIPE
-        if self.overflowed:
+        if self.results.overflowed:
             return ERR_RESULT_OVERFLOW
         return app_error
 
@@ -409,7 +304,7 @@ class Handshake:
             return State.FAULT
         if not self.enabled or app_state == State.OFFLINE:
             return State.OFFLINE
-        if app_state == State.READY and (self._in_flight or self._queue):
+        if app_state == State.READY and (self._in_flight or len(self.results)):
             return State.BUSY
         return int(app_state)
 

@@ -35,8 +35,9 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
 from inspector import metrics
+from inspector.config import PlcConfig
 from inspector.errors import PlcConnectionError, PlcProtocolError, PlcTimeout
-from inspector.plc.protocol import BLOCK_B_LEN
+from inspector.plc.protocol import BLOCK_B_LEN, block_a_len
 
 FC_READ_HOLDING = 3
 FC_WRITE_MULTIPLE = 16
@@ -333,3 +334,26 @@ class ServerIo:
         if self._server is not None:
             await self._server.shutdown()
             self._server = None
+
+
+def make_io(cfg: PlcConfig) -> LinkIo:
+    """The I/O of ``cfg.role``, with block A sized for ``cfg.trigger_ring``."""
+    in_len = block_a_len(cfg.trigger_ring)
+    if cfg.role == "server":
+        return ServerIo(
+            cfg.host,
+            cfg.port,
+            unit_id=cfg.unit_id,
+            in_base=cfg.in_base,
+            in_len=in_len,
+            out_base=cfg.out_base,
+            allowed=parse_networks(cfg.allowed_clients),
+        )
+    return ClientIo(
+        cfg.host,
+        cfg.port,
+        unit_id=cfg.unit_id,
+        in_base=cfg.in_base,
+        in_len=in_len,
+        timeout_s=cfg.request_timeout_s,
+    )

@@ -45,8 +45,8 @@ from inspector.config import PlcConfig
 from inspector.errors import PlcConnectionError, PlcError, PlcProtocolError, PlcTimeout
 from inspector.logging import RateLimitedLog, get_logger
 from inspector.plc.handshake import Handshake, LinkTotals, Step
-from inspector.plc.io import ClientIo, LinkIo, ServerIo, parse_networks, wait_event
-from inspector.plc.protocol import RESULT_FIRST, PlcInputs, State, block_a_len
+from inspector.plc.io import LinkIo, ServerIo, make_io, wait_event
+from inspector.plc.protocol import RESULT_FIRST, PlcInputs, State
 from inspector.trigger import Submit
 from inspector.types import PartResult, Trigger
 
@@ -121,7 +121,7 @@ class PlcLink:
         self.stats = LinkStats()
         self.progress = progress or (lambda: self.stats.results)
         self.totals = LinkTotals()
-        self.io: LinkIo = self._make_io()
+        self.io: LinkIo = make_io(cfg)
         self.serving = Event()  # set while the server listens (server role) or connected
         self.up = Event()  # set while the handshake is in sync with the PLC
         self._backoff = Backoff(cfg.backoff_s, cfg.backoff_max_s, jitter=0.2, rng=rng)
@@ -133,28 +133,6 @@ class PlcLink:
         self._recipe = default_recipe
         self._taking = True  # the trigger job runs until stop_triggers()
         self._errors = RateLimitedLog(log)
-
-    def _make_io(self) -> LinkIo:
-        c = self.cfg
-        in_len = block_a_len(c.trigger_ring)
-        if c.role == "server":
-            return ServerIo(
-                c.host,
-                c.port,
-                unit_id=c.unit_id,
-                in_base=c.in_base,
-                in_len=in_len,
-                out_base=c.out_base,
-                allowed=parse_networks(c.allowed_clients),
-            )
-        return ClientIo(
-            c.host,
-            c.port,
-            unit_id=c.unit_id,
-            in_base=c.in_base,
-            in_len=in_len,
-            timeout_s=c.request_timeout_s,
-        )
 
     @property
     def port(self) -> int | None:
@@ -180,8 +158,8 @@ class PlcLink:
         """Stop taking triggers, then wait until every result handed to ``publish`` was
         acknowledged by the PLC or is past its deadline (the PLC has rejected that part).
 
-        Called at stop, after the pipeline published its last part and before STATE
-        offline is written. Returns how many results were still owed at ``timeout_s``.
+        Called at stop, after the pipeline published its last part. Returns how many
+        results were still owed at ``timeout_s``.
         """
         self.stop_triggers()
         loop = self._loop
@@ -432,11 +410,9 @@ class PlcLink:
         self._errors.error("plc_link_error", kind=kind, error=str(exc) if exc else "", **kw)
 
 
+_ERROR_KINDS = ((PlcTimeout, "timeout"), (PlcConnectionError, "connection"))
+
+
 def _error_kind(exc: PlcError) -> str:
-    if isinstance(exc, PlcTimeout):
-        return "timeout"
-    if isinstance(exc, PlcConnectionError):
-        return "connection"
-    if isinstance(exc, PlcProtocolError):
-        return "protocol"
-    return "io"
+    kinds = (*_ERROR_KINDS, (PlcProtocolError, "protocol"))
+    return next((kind for cls, kind in kinds if isinstance(exc, cls)), "io")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from inspector.errors import PlcProtocolError
-from inspector.plc.handshake import OVERFLOW_HOLD_NS, Handshake, LinkTotals
+from inspector.plc.handshake import Handshake, LinkTotals
 from inspector.plc.protocol import (
     ERR_RESULT_OVERFLOW,
     ERR_UNKNOWN_RECIPE,
@@ -21,6 +21,7 @@ from inspector.plc.protocol import (
     crc16_modbus,
     split_u32,
 )
+from inspector.plc.results import OVERFLOW_HOLD_NS
 from inspector.seq import next_seq, seq_distance, seq_of_count
 from inspector.sim.plc_program import PlcModel
 from inspector.types import PartResult, PlcVerdict, Reason, Trigger, Verdict, ng
@@ -334,7 +335,7 @@ def test_overflow_can_still_be_cleared_by_command() -> None:
 
 def test_result_seq_wraps_and_skips_zero() -> None:
     hs = synced(10)
-    hs.totals.result_seq = 65535
+    hs.totals.results.last = 65535
     hs.on_inputs(inputs(11, part_id=1), MS)
     hs.on_result(result(11, 1), MS)
     assert ResultBlock.decode(hs.result_words(MS)).result_seq == 1
@@ -352,10 +353,10 @@ def test_a_result_whose_write_got_no_answer_is_settled_by_the_next_connection(
     old.on_result(result(11, 111), MS)
     assert ResultBlock.decode(old.result_words(MS)).result_seq == 1  # its FC16 timed out
     old.close("link_down")
-    assert drops == [] and totals.unconfirmed_seq == 1
+    assert drops == [] and totals.results.unconfirmed == 1
     new = Handshake(totals, budget_ns=30 * MS, on_drop=drops.append)
     new.on_inputs(inputs(11, ack=1 if consumed else 0), 2 * MS)
-    assert drops == ([] if consumed else ["link_down"]) and totals.unconfirmed_seq == 0
+    assert drops == ([] if consumed else ["link_down"]) and totals.results.unconfirmed == 0
 
 
 def test_withdrawn_part_is_counted_and_never_answered() -> None:
@@ -405,7 +406,7 @@ def test_a_new_connection_inherits_no_part_and_no_result() -> None:
     # The link dropped; the PLC restarted with TRIGGER_SEQ 0 and (from a former life)
     # RESULT_ACK_SEQ 2.
     old.close("link_down")  # the write of result 1 was answered: it reached the PLC
-    assert totals.unconfirmed_seq == 0
+    assert totals.results.unconfirmed == 0
     new = Handshake(totals, budget_ns=30 * MS)
     assert not new.on_result(result(11, 111), 2 * MS)  # a part of the old connection
     new.on_inputs(inputs(0, hb=1, ack=2), 2 * MS)
