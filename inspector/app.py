@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from inspector import __version__, metrics, systemd
@@ -22,10 +21,10 @@ from inspector.archive import Archive
 from inspector.backends import create_backend
 from inspector.camera import open_camera
 from inspector.camera.base import Camera
-from inspector.config import Config, RecipeConfig, config_hash
+from inspector.config import Config, PipelineConfig, RecipeConfig, config_hash
 from inspector.engine.manifest import model_sha256
 from inspector.errors import ConfigError, InspectorError, PlcError
-from inspector.inspect import LoadedModel, LoadedRecipe
+from inspector.inspect import LoadedModel, LoadedRecipe, frame_allocator
 from inspector.ledger import Entry, ResultSink
 from inspector.logging import get_logger
 from inspector.models import build_postprocessor
@@ -57,33 +56,29 @@ def config_crc16(model_hash: str, cfg_hash: str) -> int:
 
 
 def load_recipe(
-    recipe: RecipeConfig, warmup_runs: int = 3, frames_in_flight: int = 1
+    recipe: RecipeConfig, warmup_runs: int = 3, pipeline: PipelineConfig | None = None
 ) -> LoadedRecipe:
     """Load and warm every model of a recipe; raises BackendError/ModelError/ConfigError.
 
-    A model with ``preprocess.device: cuda`` gets the GPU stage (pinned ring, fused
-    NVRTC kernel, model on the same CUDA stream) in place of the CPU path; CUDA is
-    imported only then.
+    Each model gets its runner here, once: the host path, or with ``preprocess.device:
+    cuda`` the device runner (pinned frames, fused NVRTC kernel, the backend's device
+    path, device NMS, one CUDA graph per lane); CUDA is imported only then.
     """
+    pipeline = pipeline or PipelineConfig()
     models = []
-    for m in recipe.models:
-        backend = create_backend(m)
-        post = build_postprocessor(m, backend.info)
-        backend.warmup(warmup_runs)
-        loaded = LoadedModel(m, backend, post)
-        if m.preprocess.device == "cuda":
-            from inspector.gpu.driver import failure_count
-            from inspector.gpu.stage import use_gpu_stage
-
-            gpu = use_gpu_stage(loaded, frames_in_flight=frames_in_flight)
-            loaded.on_close.append(gpu.close)
-            loaded.health.append(partial(getattr, gpu, "consecutive_failures"))
-            metrics.GPU_CUDA_FAILURES.set_function(failure_count)
-        models.append(loaded)
+    try:
+        for m in recipe.models:
+            backend = create_backend(m)
+            post = build_postprocessor(m, backend.info)
+            backend.warmup(warmup_runs)
+            models.append(LoadedModel.with_runner(m, backend, post, pipeline))
+    except BaseException:
+        LoadedRecipe(recipe, models).close()
+        raise
     return LoadedRecipe(recipe, models)
 
 
-#: A GPU stage failing on this many parts in a row puts the daemon in fault state.
+#: A model failing on the GPU on this many parts in a row puts the daemon in fault state.
 GPU_FAULT_AFTER = 3
 #: ERROR_CODE for inference faults (2xx, docs/plc.md).
 ERROR_GPU = 201
@@ -117,7 +112,8 @@ class App:
     ) -> None:
         self.cfg = cfg
         self.stop_event = threading.Event()
-        self.camera = camera or open_camera(cfg.camera)
+        devices = {m.preprocess.device for r in cfg.recipes for m in r.models}
+        self.camera = camera or open_camera(cfg.camera, alloc=frame_allocator(devices))
         self.trigger: TriggerSource | None = trigger
         self.extra_sinks = list(extra_sinks)
         self.plc: PlcLink | None = None  # when cfg.plc.enabled
@@ -170,9 +166,7 @@ class App:
             self._started.append("metrics")
             log.info("metrics_serving", host=cfg.metrics.host, port=self.metrics_server.port)
         for recipe in cfg.recipes:
-            self.recipes[recipe.id] = load_recipe(
-                recipe, frames_in_flight=cfg.pipeline.frames_in_flight
-            )
+            self.recipes[recipe.id] = load_recipe(recipe, pipeline=cfg.pipeline)
             log.info(
                 "recipe_loaded",
                 recipe_id=recipe.id,
@@ -202,6 +196,7 @@ class App:
             self.recipes,
             sinks,
             queue_depth=cfg.pipeline.queue_depth,
+            frames_in_flight=cfg.pipeline.frames_in_flight,
             cpus=cfg.pipeline.cpus,
             on_frame=self._archive_frame if self.archive else None,
         )
@@ -263,11 +258,11 @@ class App:
 
     def _supervise(self) -> None:
         """Report health to the PLC: a lost camera is a fault (ERROR_CODE 1xx), and so is
-        a GPU stage that failed on GPU_FAULT_AFTER parts in a row (ERROR_CODE 201)."""
+        a model that failed on the GPU on GPU_FAULT_AFTER parts in a row (ERROR_CODE 201)."""
         cam_state = getattr(self.camera, "state", None)
         code = int(getattr(cam_state, "error_code", 0) or 0)
         gpu_failures = max(
-            (probe() for r in self.recipes.values() for m in r.models for probe in m.health),
+            (m.runner.consecutive_failures for r in self.recipes.values() for m in r.models),
             default=0,
         )
         metrics.GPU_CONSECUTIVE_FAILURES.set(gpu_failures)

@@ -1,19 +1,32 @@
 """One part's inspection: frame → preprocess → infer → postprocess → decide.
 
-These are the stage functions of steps 3-6 of the flow. They return values and keep no
-per-part state; ``pipeline.py`` calls ``inspect_part`` from its worker thread. Every
-failure becomes an NG verdict with a reason code here, so nothing above this layer has
-to guess: a bad frame is ``no_image``, a backend or model failure is ``error``.
+Each model of a recipe runs through a *runner* chosen once at load, by the model's
+``preprocess.device`` (``RUNNERS``):
+
+- ``cpu``: ``HostRunner`` here: CPU preprocessing, ``backend.infer`` on a host tensor,
+  the family's postprocessor;
+- ``cuda``: ``gpu/runner.py``'s ``DeviceRunner``: the frame from pinned memory through the
+  fused kernel, the backend's device path and the detector kernels, one CUDA graph per
+  part (imported only when configured, so a CPU daemon never imports CUDA).
+
+A runner's ``submit`` starts a part and ``collect`` finishes it, so the worker can keep
+several parts on the device (``inflight.py``); ``begin_part``/``finish_part`` do that for
+every model of a recipe, and ``inspect_part`` is both in one call. Every failure becomes
+an NG verdict with a reason code here, so nothing above this layer has to guess: a bad
+frame is ``no_image``, a backend or model failure is ``error``.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from inspector.backends.base import Backend
-from inspector.config import ModelConfig, RecipeConfig
+from inspector.camera.base import FrameAllocator
+from inspector.config import ModelConfig, PipelineConfig, RecipeConfig
 from inspector.decide import decide
 from inspector.errors import FrameError, InspectorError
 from inspector.logging import get_logger
@@ -23,30 +36,66 @@ from inspector.types import Finding, Frame, Reason, Verdict, ng
 
 log = get_logger(__name__)
 
-#: Runs one model on one frame: returns findings and per-stage durations (ns).
-ModelStage = Callable[[Frame], tuple[list[Finding], dict[str, int]]]
+#: How a model runs, by ``preprocess.device``: "module:Class", imported when configured.
+RUNNERS: dict[str, str] = {
+    "cpu": "inspector.inspect:HostRunner",
+    "cuda": "inspector.gpu.runner:DeviceRunner",
+}
 
 
-@dataclass
-class LoadedModel:
-    """A model ready to run: its backend, its postprocessor and its stage function."""
+class Runner(Protocol):
+    """Runs one model on parts: ``submit`` starts one, ``collect`` finishes it (in order)."""
 
-    cfg: ModelConfig
-    backend: Backend
-    post: Postprocessor
-    stage: ModelStage = field(init=False)
-    #: Closed before the backend (e.g. the GPU stage that replaced ``stage``).
-    on_close: list[Callable[[], None]] = field(default_factory=list)
-    #: Probes returning consecutive device failures; the app faults past a threshold.
-    health: list[Callable[[], int]] = field(default_factory=list)
+    #: Parts in a row that failed on the device (the app faults past a threshold).
+    consecutive_failures: int
+    #: How often the worker should call ``idle`` while no part waits (None: never).
+    keepalive_s: float | None
 
-    def __post_init__(self) -> None:
-        self.stage = self.run_cpu
+    def submit(self, frame: Frame) -> Any: ...
+    def ready(self, ticket: Any) -> bool: ...
+    def collect(self, ticket: Any) -> tuple[list[Finding], dict[str, int]]: ...
+    def idle(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def runner_class(device: str) -> Any:
+    """The runner class for ``preprocess.device`` (imports its module)."""
+    module_name, _, cls_name = RUNNERS[device].partition(":")
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
+def frame_allocator(devices: Collection[str]) -> FrameAllocator | None:
+    """Where cameras put frames: pinned memory when any model runs on the device."""
+    if "cuda" not in devices:
+        return None
+    alloc: FrameAllocator = runner_class("cuda").frame_allocator()
+    return alloc
+
+
+@dataclass(slots=True)
+class _Done:
+    """A host runner's part: already computed (or failed) when submitted."""
+
+    findings: list[Finding]
+    stage_ns: dict[str, int]
+
+
+class HostRunner:
+    """The host path: CPU preprocessing, ``backend.infer`` on a host tensor, postprocess.
+
+    ``submit`` does the whole part (the worker then collects it at once); one instance
+    serves one worker thread (the preprocessing buffers are reused).
+    """
+
+    keepalive_s: float | None = None
+
+    def __init__(self, cfg: ModelConfig, backend: Backend, post: Postprocessor) -> None:
+        self.backend, self.post = backend, post
+        self.consecutive_failures = 0
         # Reused buffers and per-model constants: one worker thread per model.
-        self._host = HostPreprocessor(self.post.input_hw, self.cfg.preprocess)
+        self._host = HostPreprocessor(post.input_hw, cfg.preprocess)
 
-    def run_cpu(self, frame: Frame) -> tuple[list[Finding], dict[str, int]]:
-        """The host path: CPU preprocessing, backend.infer on a host tensor, postprocess."""
+    def submit(self, frame: Frame) -> _Done:
         t0 = time.monotonic_ns()
         # uint16 and other non-8-bit frames are refused inside with FrameError.
         tensor, geometry = self._host(frame.image, frame.pixel_format)  # type: ignore[arg-type]
@@ -55,7 +104,53 @@ class LoadedModel:
         t2 = time.monotonic_ns()
         findings = self.post(outputs, geometry)
         t3 = time.monotonic_ns()
-        return findings, {"preprocess": t1 - t0, "infer": t2 - t1, "postprocess": t3 - t2}
+        return _Done(findings, {"preprocess": t1 - t0, "infer": t2 - t1, "postprocess": t3 - t2})
+
+    def ready(self, ticket: _Done) -> bool:
+        return True
+
+    def collect(self, ticket: _Done) -> tuple[list[Finding], dict[str, int]]:
+        return ticket.findings, ticket.stage_ns
+
+    def idle(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: its backend, its postprocessor and its runner."""
+
+    cfg: ModelConfig
+    backend: Backend
+    post: Postprocessor
+    runner: Runner = field(default=None)  # type: ignore[assignment]  # set below
+
+    def __post_init__(self) -> None:
+        if self.runner is None:
+            self.runner = HostRunner(self.cfg, self.backend, self.post)
+
+    @classmethod
+    def with_runner(
+        cls, cfg: ModelConfig, backend: Backend, post: Postprocessor, pipeline: PipelineConfig
+    ) -> LoadedModel:
+        """The model with the runner its ``preprocess.device`` names (chosen once, here)."""
+        if cfg.preprocess.device == "cpu":
+            return cls(cfg, backend, post)
+        runner = runner_class(cfg.preprocess.device)(
+            cfg,
+            backend,
+            post,
+            frames_in_flight=pipeline.frames_in_flight,
+            keepalive_ms=pipeline.gpu_keepalive_ms,
+        )
+        return cls(cfg, backend, post, runner)
+
+    def run(self, frame: Frame) -> tuple[list[Finding], dict[str, int]]:
+        """One part through this model alone (tools; the worker goes through the runner)."""
+        return self.runner.collect(self.runner.submit(frame))
 
 
 @dataclass
@@ -67,29 +162,69 @@ class LoadedRecipe:
 
     def close(self) -> None:
         for m in self.models:
-            for hook in m.on_close:
-                hook()
+            m.runner.close()  # before the backend its device lanes use
             m.backend.close()
+
+
+@dataclass(slots=True)
+class PartInFlight:
+    """A part submitted to every model of its recipe, not yet collected."""
+
+    recipe: LoadedRecipe
+    tickets: list[tuple[Runner, Any]] = field(default_factory=list)
+    error: BaseException | None = None  # the first submit that failed
+
+
+def begin_part(frame: Frame, recipe: LoadedRecipe) -> PartInFlight:
+    """Submit the frame to every model of the recipe. Never raises."""
+    part = PartInFlight(recipe)
+    for model in recipe.models:
+        try:
+            part.tickets.append((model.runner, model.runner.submit(frame)))
+        except Exception as exc:  # collected into the verdict by finish_part
+            part.error = exc
+            break
+    return part
+
+
+def part_ready(part: PartInFlight) -> bool:
+    """Whether ``finish_part`` would not wait."""
+    return all(runner.ready(ticket) for runner, ticket in part.tickets)
+
+
+def finish_part(part: PartInFlight) -> tuple[Verdict, dict[str, int]]:
+    """Collect every submitted model (always all of them: each frees its device lane),
+    then decide. Never raises."""
+    stage_ns: dict[str, int] = {}
+    findings: list[Finding] = []
+    error = part.error
+    for runner, ticket in part.tickets:
+        try:
+            found, times = runner.collect(ticket)
+        except Exception as exc:
+            error = error or exc
+            continue
+        findings.extend(found)
+        for k, v in times.items():
+            stage_ns[k] = stage_ns.get(k, 0) + v
+    if error is not None:
+        return _failed(error), stage_ns
+    t0 = time.monotonic_ns()
+    verdict = decide(findings, part.recipe.cfg.rules)
+    stage_ns["decide"] = time.monotonic_ns() - t0
+    return verdict, stage_ns
+
+
+def _failed(exc: BaseException) -> Verdict:
+    if isinstance(exc, FrameError):
+        return ng(Reason.NO_IMAGE, str(exc))
+    if isinstance(exc, InspectorError):
+        return ng(Reason.ERROR, f"{type(exc).__name__}: {exc}")
+    # fail closed on anything unexpected, and say what it was
+    log.error("inspection_failed", error=repr(exc), exc_info=exc)
+    return ng(Reason.ERROR, f"unexpected {type(exc).__name__}: {exc}")
 
 
 def inspect_part(frame: Frame, recipe: LoadedRecipe) -> tuple[Verdict, dict[str, int]]:
     """Run every model of the recipe on the frame and decide. Never raises."""
-    stage_ns: dict[str, int] = {}
-    findings: list[Finding] = []
-    try:
-        for model in recipe.models:
-            found, times = model.stage(frame)
-            findings.extend(found)
-            for k, v in times.items():
-                stage_ns[k] = stage_ns.get(k, 0) + v
-    except FrameError as exc:
-        return ng(Reason.NO_IMAGE, str(exc)), stage_ns
-    except InspectorError as exc:
-        return ng(Reason.ERROR, f"{type(exc).__name__}: {exc}"), stage_ns
-    except Exception as exc:  # fail closed on anything unexpected, and say what it was
-        log.exception("inspection_failed", error=repr(exc))
-        return ng(Reason.ERROR, f"unexpected {type(exc).__name__}: {exc}"), stage_ns
-    t0 = time.monotonic_ns()
-    verdict = decide(findings, recipe.cfg.rules)
-    stage_ns["decide"] = time.monotonic_ns() - t0
-    return verdict, stage_ns
+    return finish_part(begin_part(frame, recipe))

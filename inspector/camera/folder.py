@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from inspector.camera.base import FrameAllocator
 from inspector.config import FolderCameraConfig
 from inspector.errors import CameraError, ConfigError
 from inspector.types import Frame, Label, Trigger
@@ -103,9 +104,12 @@ class FolderCamera:
     thread, or the replay loop).
     """
 
-    def __init__(self, cfg: FolderCameraConfig, name: str = "folder") -> None:
+    def __init__(
+        self, cfg: FolderCameraConfig, name: str = "folder", *, alloc: FrameAllocator | None = None
+    ) -> None:
         self.cfg = cfg
         self.name = name
+        self._alloc = alloc  # where decoded frames land (pinned memory on the GPU path)
         self._files: list[Path] | None = None
         self._truth: Truth | None = None
         self._next = 0
@@ -144,6 +148,10 @@ class FolderCamera:
         path = self._files[self._next]
         self._next += 1  # a corrupt file is skipped next time, not retried forever
         image = read_image(path, self.cfg.pixel_format)
+        if self._alloc is not None:  # OpenCV decodes into its own memory: one copy over
+            slot = self._alloc(image.shape)
+            np.copyto(slot, image)
+            image = slot
         self._frame_id += 1
         return Frame(
             image=image,

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from inspector.camera.base import FrameAllocator
 from inspector.config import SimCameraConfig
 from inspector.errors import CameraError, ConfigError
 from inspector.types import Frame, Label, Trigger
@@ -363,15 +364,23 @@ def write_dataset(
     return path
 
 
+def _into(dst: U8, src: U8) -> U8:
+    np.copyto(dst, src)
+    return dst
+
+
 class SimCamera:
     """The simulated line as a ``Camera``: frames from a pre-rendered pool.
 
     Single consumer: ``grab`` is called from the pipeline's acquisition thread only.
     """
 
-    def __init__(self, cfg: SimCameraConfig, name: str = "sim") -> None:
+    def __init__(
+        self, cfg: SimCameraConfig, name: str = "sim", *, alloc: FrameAllocator | None = None
+    ) -> None:
         self.cfg = cfg
         self.name = name
+        self._alloc = alloc  # where the pool lives (pinned memory on the GPU path)
         self._pool: list[tuple[U8, tuple[Label, ...]]] | None = None
         self._frame_id = 0
 
@@ -380,6 +389,8 @@ class SimCamera:
         pool = []
         for index in range(self.cfg.pool_size):
             image, labels = render_part(self.cfg.seed, index, self.cfg)
+            if self._alloc is not None:  # the pool lands where the GPU reads it
+                image = _into(self._alloc(image.shape), image)
             image.flags.writeable = False  # served to many parts; nobody may draw on it
             pool.append((image, labels))
         self._pool = pool

@@ -9,12 +9,21 @@ from pydantic import Field, model_validator
 
 from inspector.config.base import Section
 
+#: Backends with a device path (``Backend.device_model``, backends/device.py), which
+#: ``preprocess.device: cuda`` feeds. ``tensorrt`` + ``cuda`` is the Jetson configuration;
+#: ``onnxruntime`` + ``cuda`` runs ONNX Runtime's CUDA provider (onnxruntime-gpu).
+DEVICE_BACKENDS = ("tensorrt", "torch", "onnxruntime")
+
 
 class PreprocessConfig(Section):
     """How a frame becomes the model's input tensor."""
 
     device: Literal["cpu", "cuda"] = Field(
-        "cpu", description="'cpu': OpenCV/numpy; 'cuda': the fused NVRTC kernel."
+        "cpu",
+        description="'cpu': OpenCV/numpy, then the backend's host path; 'cuda': the whole "
+        "part on the GPU (fused NVRTC kernel, the backend's device path, detector NMS on "
+        "the device), for backends tensorrt (the Jetson configuration), torch and "
+        "onnxruntime (CUDA provider, onnxruntime-gpu).",
     )
     resize: Literal["letterbox", "stretch"] = Field(
         "letterbox", description="Keep aspect ratio with padding, or stretch to the input size."
@@ -102,13 +111,30 @@ class ModelConfig(Section):
         "class not in this list is a finding.",
     )
     threads: int = Field(1, ge=1, le=64, description="CPU threads for onnxruntime.")
-    fp16: bool = Field(False, description="Run in FP16 (torch backend).")
+    fp16: bool = Field(
+        False,
+        description="Run in FP16 (torch backend; TensorRT's precision is engine.precision).",
+    )
     preprocess: PreprocessConfig = Field(
         default_factory=PreprocessConfig, description="Preprocessing of this model's input."
     )
     engine: EngineConfig = Field(
         default_factory=EngineConfig, description="TensorRT engine policy."
     )
+
+    @model_validator(mode="after")
+    def _backend_options_fit(self) -> ModelConfig:
+        if self.preprocess.device == "cuda" and self.backend not in DEVICE_BACKENDS:
+            raise ValueError(
+                f"preprocess.device 'cuda' needs a backend with a device path "
+                f"{list(DEVICE_BACKENDS)}, not {self.backend!r}"
+            )
+        if self.fp16 and self.backend != "torch":
+            raise ValueError(
+                f"fp16 applies to backend 'torch'; for {self.backend!r} the model or "
+                "engine.precision sets the precision"
+            )
+        return self
 
 
 # -------------------------------------------------------------------------- rules

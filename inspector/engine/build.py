@@ -87,11 +87,12 @@ class Toolchain:
 def toolchain() -> Toolchain:
     """The real toolchain: TensorRT (EngineError if missing) on CUDA device 0."""
     from inspector.backends.tensorrt import TensorRTBackend
-    from inspector.engine import cudart, trt_build
+    from inspector.engine import trt_api
+    from inspector.gpu import driver
 
-    version = trt_build.tensorrt_version()
-    name, cc = cudart.device_properties(0)
-    return Toolchain(version, name, cc, trt_build.compile_plan, TensorRTBackend.from_plan)
+    version = trt_api.tensorrt_version()
+    name, cc = driver.device_properties(0)
+    return Toolchain(version, name, cc, trt_api.compile_plan, TensorRTBackend.from_plan)
 
 
 def verdict_function(

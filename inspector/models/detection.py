@@ -135,16 +135,30 @@ class DetectionPostprocessor:
         if len(scores) == 0:
             return []
         kept = nms(boxes, scores, class_ids, self.iou_threshold, self.max_detections)
-        frame_boxes = geometry.to_frame(boxes[kept])
+        return self.findings(boxes[kept], scores[kept], class_ids[kept], geometry)
+
+    def findings(
+        self,
+        boxes: FloatArray,
+        scores: FloatArray,
+        class_ids: npt.NDArray[np.intp],
+        geometry: Geometry,
+    ) -> list[Finding]:
+        """Final boxes (model-input pixels, after NMS) as findings in frame pixels.
+
+        The tail of the CPU path, and of the device path, which runs NMS on the GPU
+        (``gpu/detect.py``).
+        """
+        frame_boxes = geometry.to_frame(boxes)
         return [
             Finding(
-                class_name=self.class_names[int(class_ids[k])],
-                class_id=int(class_ids[k]),
-                confidence=float(scores[k]),
+                class_name=self.class_names[int(c)],
+                class_id=int(c),
+                confidence=float(s),
                 box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
                 model=self.name,
             )
-            for k, b in zip(kept, frame_boxes, strict=True)
+            for c, s, b in zip(class_ids, scores, frame_boxes, strict=True)
         ]
 
 
