@@ -288,6 +288,7 @@ class _HostPath:
     def run(self, tensor: npt.NDArray[np.float32], name: str) -> list[npt.NDArray[np.float32]]:
         from inspector.gpu import driver
 
+        driver.make_current(0)  # the calling thread (the worker) may not have bound it yet
         if tensor.shape != self.host_in.array.shape:
             raise BackendError(
                 f"input shape {tensor.shape}, engine {name} expects {self.host_in.array.shape}"

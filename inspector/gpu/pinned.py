@@ -42,8 +42,11 @@ class _Block:
 class PinnedFrames:
     """A ``FrameAllocator`` of page-locked frame buffers, recycled by size."""
 
-    def __init__(self, *, mapped: bool, max_bytes: int = _DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self, *, mapped: bool, device: int = 0, max_bytes: int = _DEFAULT_MAX_BYTES
+    ) -> None:
         self.mapped = mapped
+        self.device = device
         self.max_bytes = max_bytes
         self.allocated_bytes = 0
         self.fallbacks = 0  # frames handed out as ordinary (pageable) numpy arrays
@@ -62,6 +65,7 @@ class PinnedFrames:
                 self.fallbacks += 1
                 return np.empty(shape, np.uint8)
             if block is None:
+                cu.make_current(self.device)  # cameras allocate from their own threads
                 host, dev = cu.host_alloc(nbytes, mapped=self.mapped)
                 block = _Block(host, dev, nbytes)
                 self.allocated_bytes += nbytes
@@ -96,5 +100,5 @@ def shared_frames(device: int = 0) -> PinnedFrames:
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = PinnedFrames(mapped=cu.make_current(device).integrated)
+            _shared = PinnedFrames(mapped=cu.make_current(device).integrated, device=device)
         return _shared

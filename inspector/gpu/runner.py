@@ -170,6 +170,7 @@ class DeviceRunner:
         device: int = 0,
     ) -> None:
         self.cfg, self.post = cfg, post
+        self._device = device
         cu.make_current(device)
         self._frames: PinnedFrames = shared_frames(device)
         model = backend.device_model()
@@ -207,6 +208,7 @@ class DeviceRunner:
     def submit(self, frame: Frame) -> Ticket:
         """Enqueue the part (upload, kernel, the lane's graph); do not wait."""
         t0 = time.monotonic_ns()
+        cu.make_current(self._device)  # the worker thread's first CUDA call binds the context
         if not self._free:
             raise BackendError(f"more than {len(self._lanes)} parts in flight")
         image = frame.image
@@ -232,6 +234,7 @@ class DeviceRunner:
 
     def ready(self, ticket: Ticket) -> bool:
         """Whether the part's device work has finished (never blocks)."""
+        cu.make_current(self._device)
         return cu.event_done(ticket.lane.done)
 
     def collect(self, ticket: Ticket) -> tuple[list[Finding], dict[str, int]]:
@@ -239,6 +242,7 @@ class DeviceRunner:
         lane = ticket.lane
         t0 = time.monotonic_ns()
         try:
+            cu.make_current(self._device)
             cu.event_sync(lane.done)
             t1 = time.monotonic_ns()
             device_ns = cu.event_elapsed_ns(lane.start, lane.done)
@@ -264,6 +268,7 @@ class DeviceRunner:
         if spare is None or now - self._last_ns < self._keepalive_ns:
             return
         try:
+            cu.make_current(self._device)
             if self._spare_busy and not cu.event_done(spare.done):
                 return
             spare.run()
