@@ -387,7 +387,8 @@ def main() -> int:
     y8 = Path(tmp.name) / "yolov8n.ts"
     y8_what = yolov8n_model(y8)
     base: dict[str, Any] = {
-        "backend": "torch", "fp16": True, "input_size": INPUT_HW, "conf_floor": 0.25
+        "backend": "torch", "fp16": True, "input_size": INPUT_HW, "conf_floor": 0.25,
+        "preprocess": {"device": "cuda"},
     }  # fmt: skip
     models = [
         ("demo", ModelConfig(name="demo", path=REPO / "engines" / "demo_detector.ts", **base)),

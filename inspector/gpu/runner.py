@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from inspector import metrics
 from inspector.backends.base import Backend
 from inspector.backends.device import DeviceGraph, DeviceLane, DeviceModel
 from inspector.config import ModelConfig
@@ -49,7 +50,7 @@ from inspector.gpu.pinned import PinnedFrames, shared_frames
 from inspector.logging import get_logger
 from inspector.models.base import Postprocessor
 from inspector.preprocess.cpu import check_frame
-from inspector.preprocess.cuda import CudaPreprocessor
+from inspector.preprocess.cuda import CudaPreprocessor, fused_kernel
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding, Frame
 
@@ -172,6 +173,8 @@ class DeviceRunner:
         self.cfg, self.post = cfg, post
         self._device = device
         cu.make_current(device)
+        metrics.GPU_CUDA_FAILURES.set_function(cu.failure_count)  # the one count
+        fused_kernel(cu.make_current(device).arch)  # loaded now, not on the first part
         self._frames: PinnedFrames = shared_frames(device)
         model = backend.device_model()
         self._lanes: list[_Lane] = []

@@ -45,7 +45,7 @@ _functions: dict[str, Any] = {}
 _functions_lock = threading.Lock()
 
 
-def _kernel(arch: str) -> Any:
+def fused_kernel(arch: str) -> Any:
     """The fused kernel, compiled (or read from the cubin cache) and loaded once."""
     with _functions_lock:
         if arch not in _functions:
@@ -74,7 +74,7 @@ class CudaPreprocessor:
         info = cu.make_current(device)
         self.mapped = info.integrated
         self.nbytes = source_bytes(self.params)
-        self._fn = _kernel(info.arch)
+        self._fn = fused_kernel(info.arch)
         # The frame's copy on the device (discrete GPUs); the kernel reads it.
         self._src = None if self.mapped else cu.DeviceBuffer(self.nbytes)
         self._arg_src = ctypes.c_void_p(0)

@@ -238,7 +238,13 @@ def test_a_nan_model_is_ng_error_through_inspect_part(tmp_path: Path) -> None:
 # -------------------------------------------------------------- GPU path vs CPU path
 def test_200_sim_frames_gpu_findings_match_the_cpu_path() -> None:
     """The trained demo model on the sim line: the device runner (GPU preprocessing and
-    NMS) against the host runner (OpenCV preprocessing, numpy NMS), same backend."""
+    NMS) against the host runner (OpenCV preprocessing, numpy NMS), same FP16 backend.
+
+    Same classes on every frame; boxes within 1 px of the model input (640×640; 2 px of
+    the 1280×1024 frame): the FP16 box outputs alone are quantised to 0.25-0.5 px of the
+    model input at these coordinates, and the two preprocessings differ by up to 1/255.
+    The frame-pixel distances are printed for the record.
+    """
     from inspector.camera.sim import SimCamera
     from inspector.gpu.pinned import shared_frames
     from inspector.inspect import HostRunner
@@ -260,31 +266,60 @@ def test_200_sim_frames_gpu_findings_match_the_cpu_path() -> None:
     runner = _runner(backend, cfg)
     camera = SimCamera(SimCameraConfig(pool_size=200), alloc=shared_frames())
     camera.open()
-    mismatches, boxes, worst = [], 0, 0.0
+    counted, floor_flips, dists = [], [], []
     try:
         for i in range(200):
             frame = camera.grab(Trigger(i, i, 0, 0))
             got, _ = runner.collect(runner.submit(frame))
             want, _ = host.collect(host.submit(frame))
-            boxes += len(want)
+            # Findings that count in decide (default min_confidence 0.5) must match.
+            strong = _match([f for f in got if f.confidence >= 0.5],
+                            [f for f in want if f.confidence >= 0.5])  # fmt: skip
+            if strong is None:
+                counted.append((i, _names(got), _names(want)))
             pairs = _match(got, want)
-            if pairs is None:
-                mismatches.append((i, [f.class_name for f in got], [f.class_name for f in want]))
-                continue
-            worst = max([worst, *pairs])
+            if pairs is None:  # at the candidate floor: a box one path keeps, one drops
+                floor_flips.append((i, _names(got), _names(want)))
+            else:
+                dists += pairs
     finally:
         camera.close()
         runner.close()
         backend.close()
-    print(f"200 sim frames: {boxes} CPU boxes, worst box distance {worst:.3f} px")
-    assert boxes > 50, "the demo model finds the sim defects"
-    assert mismatches == [], mismatches[:5]
-    assert worst <= 1.0
+    d = np.asarray(dists)
+    print(
+        f"200 sim frames: {len(d)} boxes paired; frame-pixel distance max {d.max():.3f}, "
+        f"p99 {np.percentile(d, 99):.3f}, median {np.median(d):.3f}; "
+        f"{int((d > 1.0).sum())} boxes over 1 frame px; frames differing at the 0.25 "
+        f"floor: {floor_flips}"
+    )
+    assert len(d) > 50, "the demo model finds the sim defects"
+    assert counted == [], counted[:5]
+    assert len(floor_flips) <= 2, floor_flips  # near-floor boxes only (checked below)
+    for i, got_names, want_names in floor_flips:
+        assert all(c >= 0.25 and c < 0.35 for c in _unpaired(got_names, want_names)), i
+    assert d.max() <= 2.0  # 1 px of the model input (frame 1280 → input 640)
+
+
+def _names(found: list[Finding]) -> list[tuple[str, float]]:
+    return sorted((f.class_name, round(f.confidence, 3)) for f in found)
+
+
+def _unpaired(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> list[float]:
+    """Confidences of the findings one path has and the other has not (by class)."""
+    left, extra = list(b), []
+    for name, conf in a:
+        match = [x for x in left if x[0] == name]
+        if match:
+            left.remove(min(match, key=lambda x: abs(x[1] - conf)))
+        else:
+            extra.append(conf)
+    return extra + [c for _, c in left]
 
 
 def _match(got: list[Finding], want: list[Finding]) -> list[float] | None:
-    """Greedy pairing by class and box; the largest coordinate difference of each pair,
-    or None when the classes differ or a box has no partner within 1 px."""
+    """Greedy pairing by class and box: the largest coordinate difference of each pair
+    (frame pixels), or None when the classes differ."""
     if sorted(f.class_id for f in got) != sorted(f.class_id for f in want):
         return None
     left = list(want)
@@ -294,9 +329,6 @@ def _match(got: list[Finding], want: list[Finding]) -> list[float] | None:
             (w for w in left if w.class_id == g.class_id),
             key=lambda w: float(np.abs(np.subtract(g.box, w.box)).max()),
         )
-        d = float(np.abs(np.subtract(g.box, best.box)).max())
-        if d > 1.0:
-            return None
         left.remove(best)
-        dists.append(d)
+        dists.append(float(np.abs(np.subtract(g.box, best.box)).max()))
     return dists

@@ -62,7 +62,9 @@ def test_daemon_2000_parts_two_in_flight_no_mismatch() -> None:
     counts = run_against_plc_sim(App(_config(DEMO_TS), extra_sinks=[record]), PARTS, RATE_HZ)
     assert counts.triggered >= PARTS, counts.summary()
     assert counts.mismatched == 0, counts.summary()
-    assert counts.late == 0, counts.summary()
+    slowest = sorted(record.results.values(), key=lambda r: -r.cycle_ns)[:3]
+    slow = [(r.trigger.part_id, r.cycle_ns / 1e6, r.stage_ns) for r in slowest]
+    assert counts.late == 0, (counts.summary(), slow)
     assert counts.ok + counts.ng >= 0.98 * counts.triggered, counts.summary()
     results = list(record.results.values())  # in publication order
     seqs = [r.trigger.trigger_seq for r in results]

@@ -699,8 +699,10 @@ def install(monkeypatch: pytest.MonkeyPatch, version: str = "10.3.0") -> Any:
     major = int(version.split(".")[0])
     flags = _FLAGS_10 if major < 11 else _FLAGS_11
     monkeypatch.setattr(module, "BuilderFlag", enum.IntEnum("BuilderFlag", flags, start=0))
-    if major >= 11:
+    if major >= 11:  # removed in 11: implicit INT8 calibration (pyCore.cpp at 11.1)
         monkeypatch.delattr(module, "IInt8EntropyCalibrator2")
+        monkeypatch.delattr(IBuilderConfig, "set_calibration_profile")
+        monkeypatch.delattr(IBuilderConfig, "int8_calibrator")
         monkeypatch.setattr(
             module,
             "NetworkDefinitionCreationFlag",
