@@ -92,8 +92,8 @@ def yolov8n_model(path: Path) -> str:
 
 def frames_for(fmt: str, h: int, w: int, n: int) -> list[np.ndarray]:
     """Sim-line parts, rendered into the pinned frame pool (as a camera delivers them)."""
-    from inspector.camera.sim import render_part
     from inspector.gpu.pinned import shared_frames
+    from inspector.sim.render import render_part
 
     pool = shared_frames()
     cfg = SimCameraConfig(width=w, height=h, pixel_format=fmt)
@@ -121,7 +121,7 @@ def score_floor(backend: Any, cfg: ModelConfig, frames: list[np.ndarray], fmt: s
 # ------------------------------------------------------------------------ measurements
 def model_only(backend: Any, iters: int, warmup: int) -> dict[str, Any]:
     """The model's own CUDA graph, input on the GPU: latency and back-to-back rate."""
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
 
     stream = cu.stream_create()
     lane = backend.device_model().open_lane(stream)

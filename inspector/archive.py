@@ -1,18 +1,16 @@
 """NG image archive with retention (after step 7, off the critical path).
 
-The worker hands each NG frame over with ``offer()``, which never blocks: a full queue
-drops the image, because the archive must never slow the line. One writer thread saves
-PNGs plus a JSON sidecar and deletes the oldest files past ``max_files``. File names
-carry the wall-clock time, the part id and the reason, so name order is age order.
+The archive is a result sink behind a ``sinks.QueuedSink``: the ledger hands it every
+part without waiting, a full queue drops the image (counted), because the archive must
+never slow the line. Its writer thread saves PNGs plus a JSON sidecar and deletes the
+oldest files past ``max_files``. File names carry the wall-clock time, the part id and
+the reason, so name order is age order.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import json
-import queue
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -21,48 +19,36 @@ import cv2
 
 from inspector.config import ArchiveConfig
 from inspector.logging import get_logger
-from inspector.types import Frame, Verdict
+from inspector.types import Frame, PartResult, Verdict
 
 log = get_logger(__name__)
 
 
 class Archive:
-    """Saves NG frames in the background; ``close()`` flushes and joins."""
+    """Saves NG frames with a JSON sidecar; a sink, run behind a ``QueuedSink`` thread.
 
-    def __init__(self, cfg: ArchiveConfig, queue_size: int = 16) -> None:
+    ``publish`` does the disk I/O, so the app never calls it inline: it wraps the
+    archive in ``sinks.QueuedSink``, whose bounded queue drops (and counts) images when
+    the disk is behind.
+    """
+
+    def __init__(self, cfg: ArchiveConfig) -> None:
         self.cfg = cfg
-        self._q: queue.Queue[tuple[Frame, int, Verdict] | None] = queue.Queue(queue_size)
-        self._thread: threading.Thread | None = None
         #: The archive's PNGs, oldest (first by name) first; read once in ``start``.
         self._kept: deque[Path] = deque()
 
     def start(self) -> None:
         self.cfg.dir.mkdir(parents=True, exist_ok=True)
         self._kept = deque(sorted(self.cfg.dir.glob("*.png")))
-        self._thread = threading.Thread(target=self._run, name="inspector-archive", daemon=True)
-        self._thread.start()
 
-    def offer(self, frame: Frame, part_id: int, verdict: Verdict) -> None:
-        """Queue an NG frame for saving; drops it if the writer is behind."""
-        if verdict.ok:
+    def publish(self, result: PartResult) -> None:
+        """Save an NG part's frame and sidecar; OK parts and parts without a frame are skipped."""
+        if result.verdict.ok or result.frame is None:
             return
-        with contextlib.suppress(queue.Full):
-            self._q.put_nowait((frame, part_id, verdict))
-
-    def close(self) -> None:
-        if self._thread is None:
-            return
-        self._q.put(None)
-        self._thread.join(timeout=5)
-        self._thread = None
-
-    def _run(self) -> None:
-        while (item := self._q.get()) is not None:
-            frame, part_id, verdict = item
-            try:
-                self._save(frame, part_id, verdict)
-            except OSError as exc:
-                log.error("archive_write_failed", error=str(exc))
+        try:
+            self._save(result.frame, result.trigger.part_id, result.verdict)
+        except OSError as exc:
+            log.error("archive_write_failed", error=str(exc))
 
     def _save(self, frame: Frame, part_id: int, verdict: Verdict) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())

@@ -1,31 +1,41 @@
 """Command line: ``inspector run | check-config | config-schema | replay | ...``.
 
-Exit codes: 0 success, 1 runtime failure, 2 usage, 78 (EX_CONFIG) for configuration
-errors so that systemd's ``RestartPreventExitStatus=78`` stops a restart loop.
-Subsystems add their own subcommands through ``register_cli(subparsers)``.
+Exit codes: 0 clean stop, 70 (EX_SOFTWARE) internal fault (systemd restarts), 2 usage,
+78 (EX_CONFIG) for configuration or environment errors, so that systemd's
+``RestartPreventExitStatus=78`` stops a restart loop.
+Subsystems add their own subcommands through ``register_cli(subparsers)``, listed in
+``COMMANDS`` (``inspector.registry``) and imported when the parser is built.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
 from inspector import __version__
-from inspector.config import DEFAULT_CONFIG_PATH, config_schema, load_config
-from inspector.errors import EXIT_CONFIG, ConfigError, InspectorError
+from inspector.config import DEFAULT_CONFIG_PATH, config_hash, config_schema, load_config
+from inspector.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK, ConfigError, InspectorError
 from inspector.logging import configure, get_logger
+from inspector.logging import flush as flush_logs
+from inspector.registry import Registry
 
 log = get_logger("inspector.cli")
 
-#: Modules that contribute subcommands with ``register_cli(subparsers)``; imported lazily
-#: and skipped only if the module itself is absent from this installation.
-PLUGINS = ("inspector.plc.cli", "inspector.camera.cli", "inspector.engine.cli")
+#: Subcommands contributed by subsystems: name → their ``register_cli(subparsers)``.
+COMMANDS = Registry(
+    "command",
+    {
+        "plc-sim": "inspector.sim.cli:register_cli",
+        "camera": "inspector.camera.cli:register_cli",
+        "engine": "inspector.engine_cli:register_cli",
+    },
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -41,8 +51,17 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    load_config(args.file)
+    """Validate the file and run the start-up preflight (no hardware is opened); print
+    the CONFIG_CRC the daemon will show the PLC."""
+    from inspector.app import config_crc16, models_hash
+    from inspector.preflight import preflight
+
+    cfg = load_config(args.file)
+    preflight(cfg)
+    model_hash, cfg_hash = models_hash(cfg), config_hash(cfg)
     print(f"{args.file}: OK")
+    crc = config_crc16(model_hash, cfg_hash)
+    print(f"CONFIG_CRC 0x{crc:04X} (config {cfg_hash}, models {model_hash})")
     return 0
 
 
@@ -53,7 +72,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from inspector.app import App
+    from inspector.app import App, StartAborted
 
     cfg = load_config(args.config)
     if args.parts is not None:
@@ -73,13 +92,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    app.start()
+    try:
+        app.start()
+    except StartAborted:
+        flush_logs()
+        return EXIT_OK
+    except ConfigError:
+        raise
+    except InspectorError as exc:  # a model, engine, camera or PLC that cannot start: 78
+        flush_logs()
+        print(f"cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         app.wait()
     finally:
         app.stop()
-    log.info("stopped")
-    return 0
+        flush_logs()
+    return app.exit_code
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -130,14 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", type=int, default=None, help="recipe id (default: default_recipe)")
     p.set_defaults(func=cmd_replay)
 
-    for name in PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but something it needs is missing
-                raise
-            continue
-        module.register_cli(sub)
+    for name in COMMANDS.entries:
+        COMMANDS.load(name)(sub)
     return parser
 
 
@@ -153,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InspectorError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except Exception:  # an internal fault: a traceback, and the code systemd restarts on
+        traceback.print_exc()
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

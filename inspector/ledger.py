@@ -21,18 +21,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from inspector.logging import get_logger
-from inspector.types import PartResult, Reason, Trigger, Verdict, ng
+from inspector.sinks import ResultSink
+from inspector.types import Frame, PartResult, Reason, Trigger, Verdict, ng
 
 log = get_logger(__name__)
-
-
-class ResultSink(Protocol):
-    """Receives every part's final result exactly once, in trigger order."""
-
-    def publish(self, result: PartResult) -> None: ...
 
 
 @dataclass(eq=False)
@@ -43,7 +37,7 @@ class Entry:
     verdict: Verdict | None = None
     t_done_ns: int = 0
     stage_ns: dict[str, int] = field(default_factory=dict)
-    frame_id: int | None = None
+    frame: Frame | None = None
 
 
 class Ledger:
@@ -94,7 +88,7 @@ class Ledger:
         entry: Entry,
         verdict: Verdict,
         stage_ns: dict[str, int] | None = None,
-        frame_id: int | None = None,
+        frame: Frame | None = None,
         *,
         publish_here: bool = True,
     ) -> bool:
@@ -115,7 +109,7 @@ class Ledger:
                 verdict = ng(Reason.TIMEOUT, f"verdict ready {late_ms:.1f} ms late")
             entry.verdict, entry.t_done_ns = verdict, now
             entry.stage_ns = stage_ns or {}
-            entry.frame_id = frame_id
+            entry.frame = frame
             at_head = self._pending[0] is entry
             if at_head and not publish_here:
                 self._cond.notify_all()
@@ -152,7 +146,8 @@ class Ledger:
             verdict=entry.verdict,
             t_verdict_ns=entry.t_done_ns,
             stage_ns=entry.stage_ns,
-            frame_id=entry.frame_id,
+            frame_id=entry.frame.frame_id if entry.frame is not None else None,
+            frame=entry.frame,
         )
         for sink in self._sinks:
             try:

@@ -147,6 +147,44 @@ GPU_CONSECUTIVE_FAILURES = Gauge(
     registry=REGISTRY,
 )
 
+# ---- supervision and sinks (supervisor.py, sinks.py, logging.py)
+THREAD_FAULTS = Counter(
+    "inspector_thread_faults_total",
+    "Unexpected thread deaths and unrecoverable faults that stopped the daemon, by thread.",
+    ["thread"],
+    registry=REGISTRY,
+)
+SINK_DROPPED = Counter(
+    "inspector_sink_dropped_total",
+    "Parts a queued sink (log, archive, web page, MQTT) dropped because it was behind.",
+    ["sink"],
+    registry=REGISTRY,
+)
+SINK_ERRORS = Counter(
+    "inspector_sink_errors_total",
+    "Parts a sink failed to handle (the verdict still reached the PLC), by sink.",
+    ["sink"],
+    registry=REGISTRY,
+)
+SINK_QUEUE_DEPTH = Gauge(
+    "inspector_sink_queue_depth",
+    "Parts waiting in a queued sink.",
+    ["sink"],
+    registry=REGISTRY,
+)
+LOG_LINES_DROPPED = Counter(
+    "inspector_log_lines_dropped_total",
+    "Log lines dropped because the log reader (stdout, journald) was not keeping up.",
+    registry=REGISTRY,
+)
+PARTS_LOST = Counter(
+    "inspector_parts_lost_total",
+    "Triggered parts that got no published verdict, by named cause (exact accounting: "
+    "every part is either published or counted here).",
+    ["cause"],
+    registry=REGISTRY,
+)
+
 
 @dataclass
 class MetricsServer:

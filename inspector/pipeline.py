@@ -26,6 +26,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Generic, TypeVar
 
 from inspector import metrics
@@ -33,8 +34,10 @@ from inspector.camera.base import Camera
 from inspector.errors import CameraError
 from inspector.inflight import InFlight
 from inspector.inspect import LoadedRecipe
-from inspector.ledger import Entry, Ledger, ResultSink
+from inspector.ledger import Entry, Ledger
 from inspector.logging import get_logger
+from inspector.sinks import ResultSink
+from inspector.supervisor import Supervisor
 from inspector.types import Frame, Reason, Trigger, Verdict, ng
 
 log = get_logger(__name__)
@@ -85,7 +88,6 @@ class Pipeline:
         *,
         queue_depth: int = 4,
         frames_in_flight: int = 1,
-        on_frame: Callable[[Frame, Entry], None] | None = None,
         cpus: Collection[int] = (),
     ) -> None:
         self.camera = camera
@@ -95,7 +97,6 @@ class Pipeline:
         self._infer_q: BoundedQueue[tuple[Entry, Frame, int]] = BoundedQueue(queue_depth)
         self._grab_depth = metrics.QUEUE_DEPTH.labels("grab")
         self._infer_depth = metrics.QUEUE_DEPTH.labels("infer")
-        self._on_frame = on_frame
         self._frames_in_flight = frames_in_flight
         self._cpus = set(cpus)
         self._stop = threading.Event()
@@ -104,24 +105,31 @@ class Pipeline:
         self.progress = 0  # parts inspected; the PLC heartbeat follows it
 
     # ---------------------------------------------------------------- lifecycle
-    def start(self) -> None:
-        """Start the publisher, worker and acquisition threads (in reverse flow order)."""
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        """Start the publisher, worker and acquisition threads (in reverse flow order).
+
+        Each runs under ``supervisor`` (a private one when None, for tests and tools):
+        a thread that dies faults the daemon instead of leaving parts unanswered.
+        """
+        sup = supervisor or Supervisor()
         for name, target in (
             ("publisher", self.ledger.run),
             ("worker", self._work),
             ("acquire", self._acquire),
         ):
-            t = threading.Thread(
-                target=self._pinned, args=(target,), name=f"inspector-{name}", daemon=True
+            self._threads.append(
+                sup.spawn(name, partial(self._pinned, target), stops_with=self._stop)
             )
-            t.start()
-            self._threads.append(t)
 
     def _pinned(self, target: Callable[[], None]) -> None:
         """Run a pipeline thread on ``cpus`` (checked against the machine by App)."""
         if self._cpus:
             os.sched_setaffinity(0, self._cpus)  # pid 0: the calling thread only
         target()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self, timeout_s: float = 1.5) -> None:
         """Finish in-flight parts, publish them, and join every thread."""
@@ -201,7 +209,5 @@ class Pipeline:
     ) -> None:
         """Close the part in the ledger (published here when it is the oldest open part)."""
         # Every stage time travels in stage_ns; the metrics sink observes them all.
-        self.ledger.close(entry, verdict, stage_ns, frame.frame_id)
+        self.ledger.close(entry, verdict, stage_ns, frame)
         self.progress += 1
-        if self._on_frame is not None:
-            self._on_frame(frame, entry)

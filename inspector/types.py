@@ -1,8 +1,8 @@
-"""Frozen values passed between the stages of the flow.
+"""Frozen values passed between the steps of the flow.
 
     Trigger ─▶ Frame ─▶ (tensor) ─▶ Finding[] ─▶ Verdict
 
-Each stage function takes these and returns these; no stage keeps per-part state on
+Each step's function takes these and returns these; no step keeps per-part state on
 ``self``. Times are ``time.monotonic_ns()`` values unless a name says ``wall``.
 """
 
@@ -151,6 +151,9 @@ class PartResult:
     t_verdict_ns: int
     stage_ns: dict[str, int] = field(default_factory=dict)
     frame_id: int | None = None
+    #: The inspected frame (None when the part never got one: timeout, overrun, no image).
+    #: Shared, never copied: sinks that keep it (archive, web page) must not modify it.
+    frame: Frame | None = None
 
     @property
     def cycle_ns(self) -> int:

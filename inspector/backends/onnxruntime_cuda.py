@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from inspector.backends.base import ModelInfo
 from inspector.backends.device import DeviceGraph, DeviceTensor
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
-from inspector.gpu import driver as cu
+from inspector.model_info import ModelInfo
+from inspector.nvidia import driver as cu
 
 
 class OrtCudaDeviceModel:

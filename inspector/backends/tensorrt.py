@@ -17,7 +17,7 @@ Two ways to run it:
   D2H → numpy, captured as a CUDA graph after warm-up (plain enqueue if capture fails).
 
 Every TensorRT call goes through ``engine/trt_api.py`` and every CUDA call through
-``gpu/driver.py``, both imported inside methods: importing this module imports neither.
+``nvidia/driver.py``, both imported inside methods: importing this module imports neither.
 Real TensorRT never ran in this project; the GPU tests run this module against a strict
 test double of the API (docs/tensorrt.md).
 """
@@ -25,12 +25,12 @@ test double of the API (docs/tensorrt.md).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import Backend, ModelInfo, TensorSpec
+from inspector.backends.base import Backend
 from inspector.backends.device import DeviceTensor
 from inspector.config import ModelConfig
 from inspector.engine import cache
@@ -39,8 +39,27 @@ from inspector.engine.diagnose import diagnose
 from inspector.engine.manifest import Manifest, model_sha256
 from inspector.errors import BackendError, EngineError
 from inspector.logging import get_logger
+from inspector.model_info import ModelInfo, TensorSpec
+
+if TYPE_CHECKING:
+    from inspector.engine.build import Toolchain
 
 log = get_logger(__name__)
+
+
+def toolchain() -> Toolchain:
+    """The real engine-build toolchain: TensorRT (EngineError if missing) on CUDA device 0,
+    this backend on the new plan, ONNX Runtime as the reference."""
+    from inspector.backends.onnxruntime import open_reference
+    from inspector.engine import trt_api
+    from inspector.engine.build import Toolchain
+    from inspector.nvidia import driver
+
+    version = trt_api.tensorrt_version()
+    name, cc = driver.device_properties(0)
+    return Toolchain(
+        version, name, cc, trt_api.compile_plan, TensorRTBackend.from_plan, open_reference
+    )
 
 
 class TensorRTBackend(Backend):
@@ -58,7 +77,7 @@ class TensorRTBackend(Backend):
     # ------------------------------------------------------------------ load
     def load(self) -> None:
         from inspector.engine import trt_api
-        from inspector.gpu import driver
+        from inspector.nvidia import driver
 
         trt = trt_api.import_tensorrt()
         gpu_name, cc = driver.device_properties(0)
@@ -85,7 +104,8 @@ class TensorRTBackend(Backend):
             raise
 
     def _build_on_start(self) -> None:
-        from inspector.engine.build import build_engine, systemd_keepalive, toolchain
+        from inspector.camera.folder import read_folder
+        from inspector.engine.build import build_engine, systemd_keepalive
         from inspector.engine.options import BuildRequest
 
         ecfg = self.model.engine
@@ -99,13 +119,14 @@ class TensorRTBackend(Backend):
         build_engine(
             request, tools, model=self.model, golden_dir=ecfg.dir / "golden",
             run_golden_check=ecfg.golden_check, keepalive=systemd_keepalive,
+            read_folder=read_folder,
         )  # fmt: skip
 
     @classmethod
     def from_plan(cls, model: ModelConfig, data: bytes, manifest: Manifest) -> TensorRTBackend:
         """A backend on plan bytes that were just built (the golden check's runner)."""
         from inspector.engine import trt_api
-        from inspector.gpu import driver
+        from inspector.nvidia import driver
 
         trt = trt_api.import_tensorrt()
         _, cc = driver.device_properties(0)
@@ -164,7 +185,7 @@ class TensorRTBackend(Backend):
         host = self._host
         if host is None or not self.model.engine.cuda_graph or host.graph is not None:
             return
-        from inspector.gpu import driver
+        from inspector.nvidia import driver
 
         try:
             host.graph = driver.capture(host.lane.stream, host.enqueue)
@@ -207,7 +228,7 @@ class TensorRTLane:
 
     def __init__(self, backend: TensorRTBackend, stream: int, warmup_runs: int = -1) -> None:
         from inspector.engine import trt_api
-        from inspector.gpu import driver
+        from inspector.nvidia import driver
 
         manifest = backend._manifest
         assert manifest is not None  # _setup ran
@@ -252,7 +273,7 @@ class TensorRTLane:
         return self.outputs
 
     def capture(self, body: Callable[[], None]) -> Any:
-        from inspector.gpu import driver
+        from inspector.nvidia import driver
 
         if not self._cuda_graph:
             raise BackendError("engine.cuda_graph is off")
@@ -269,7 +290,7 @@ class _HostPath:
     """``infer``: pinned input → H2D → engine → D2H → pinned outputs, on its own lane."""
 
     def __init__(self, lane: TensorRTLane) -> None:
-        from inspector.gpu import driver
+        from inspector.nvidia import driver
 
         self.lane = lane
         self.graph: Any = None
@@ -277,7 +298,7 @@ class _HostPath:
         self.host_out = [driver.PinnedArray(o.shape, o.dtype) for o in lane.outputs]
 
     def enqueue(self) -> None:
-        from inspector.gpu import driver
+        from inspector.nvidia import driver
 
         stream = self.lane.stream
         driver.copy_htod_async(self.lane.input.ptr, self.host_in.ptr, self.host_in.nbytes, stream)
@@ -286,7 +307,7 @@ class _HostPath:
             driver.copy_dtoh_async(host.ptr, dev.ptr, host.nbytes, stream)
 
     def run(self, tensor: npt.NDArray[np.float32], name: str) -> list[npt.NDArray[np.float32]]:
-        from inspector.gpu import driver
+        from inspector.nvidia import driver
 
         driver.make_current(0)  # the calling thread (the worker) may not have bound it yet
         if tensor.shape != self.host_in.array.shape:
@@ -302,7 +323,7 @@ class _HostPath:
         return [np.array(h.array, dtype=np.float32) for h in self.host_out]
 
     def close(self) -> None:
-        from inspector.gpu import driver
+        from inspector.nvidia import driver
 
         if self.graph is not None:
             self.graph.close()
@@ -314,7 +335,7 @@ class _HostPath:
 
 
 def _new_stream() -> int:
-    from inspector.gpu import driver
+    from inspector.nvidia import driver
 
     return driver.stream_create(0)
 

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import Backend, ModelInfo, TensorSpec
+from inspector.backends.base import Backend
 from inspector.backends.device import DeviceTensor
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
+from inspector.model_info import ModelInfo, TensorSpec
 
 _DEFAULT_HW = (640, 640)
 
@@ -167,7 +168,7 @@ class TorchLane:
                 out = self._backend._module(self._input)
                 outs = [o.contiguous() for o in (out if isinstance(out, (list, tuple)) else [out])]
         except RuntimeError as exc:  # torch reports CUDA failures as RuntimeError
-            from inspector.gpu import driver
+            from inspector.nvidia import driver
 
             driver.count_failure()
             raise BackendError(f"torch on the lane's stream failed: {exc}") from exc
@@ -205,7 +206,7 @@ class TorchGraph:
             with self._torch.cuda.stream(self._stream):
                 self._graph.replay()
         except RuntimeError as exc:
-            from inspector.gpu import driver
+            from inspector.nvidia import driver
 
             driver.count_failure()
             raise BackendError(f"CUDA graph replay failed: {exc}") from exc

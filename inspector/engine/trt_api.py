@@ -83,7 +83,7 @@ def make_progress_monitor(trt: Any, progress: BuildProgress) -> Any:
 
 def make_calibrator(trt: Any, batches: Sequence[np.ndarray[Any, Any]], cache: Path) -> Any:
     """An INT8 entropy calibrator (TensorRT 10; removed in 11) over preprocessed batches."""
-    from inspector.gpu import driver
+    from inspector.nvidia import driver
 
     class Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]  # untyped base
         def __init__(self) -> None:

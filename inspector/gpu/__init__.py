@@ -1,12 +1,12 @@
-"""GPU helpers for the CUDA path (preprocess on device, backends on one stream).
+"""The device path of the flow (a leaf: only the runner registry and the app reach it).
 
-Nothing here is imported by ``import inspector`` or by the CPU daemon: ``preprocess/cuda.py``
-and ``backends/torch.py`` import these modules only when ``preprocess.device: cuda`` or
-``backend: torch`` is configured.
+Nothing here is imported by ``import inspector`` or by the CPU daemon: ``inspect.RUNNERS``
+names ``runner.py`` for ``preprocess.device: cuda`` and imports it only then. The CUDA
+driver and NVRTC layers it stands on are in ``inspector/nvidia/``.
 
-- ``driver.py``: a thin layer over cuda-python's driver API (12.x and 13.x import paths);
-  every failing call raises ``BackendError`` carrying the CUDA error name.
-- ``nvrtc.py``: compile CUDA C++ to a cubin, cached per GPU architecture.
-- ``stage.py``: the device stage of the flow: pinned frame → fused kernel → model on the
-  same stream → outputs back on the host.
+- ``runner.py``: ``DeviceRunner``, a model's part on the GPU: lanes (one model instance
+  and stream each), one CUDA graph per lane, submit / collect, keep-alive.
+- ``detect.py``: the detector candidate filter and class-aware NMS kernels (their source
+  next to them), run on the model's outputs inside the lane's graph.
+- ``pinned.py``: the pinned frame pool cameras write into.
 """

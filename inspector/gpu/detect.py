@@ -32,9 +32,9 @@ import numpy.typing as npt
 
 from inspector.backends.device import DeviceTensor
 from inspector.errors import ModelError
-from inspector.gpu import driver as cu
-from inspector.gpu.nvrtc import compile_cubin
 from inspector.models.detection import DetectionPostprocessor
+from inspector.nvidia import driver as cu
+from inspector.nvidia.nvrtc import compile_cubin
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding
 

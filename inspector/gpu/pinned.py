@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from inspector.gpu import driver as cu
+from inspector.nvidia import driver as cu
 
 _DEFAULT_MAX_BYTES = 512 << 20
 

@@ -25,7 +25,7 @@ and its caches warm (docs/gpu.md measures it).
 
 Stage times (ns): ``submit`` (host), ``device`` (device time from the upload to the end of
 the D2H copy, CUDA events), ``gpu_wait`` (host blocked in collect), ``postprocess`` (host).
-Every CUDA failure raises ``BackendError`` (counted in ``gpu/driver.py``);
+Every CUDA failure raises ``BackendError`` (counted in ``nvidia/driver.py``);
 ``consecutive_failures`` counts parts in a row that failed on the device.
 """
 
@@ -44,11 +44,11 @@ from inspector.backends.base import Backend
 from inspector.backends.device import DeviceGraph, DeviceLane, DeviceModel
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
-from inspector.gpu import driver as cu
 from inspector.gpu.detect import DeviceDetect, RawOutputs, yolo_layout
 from inspector.gpu.pinned import PinnedFrames, shared_frames
 from inspector.logging import get_logger
 from inspector.models.base import Postprocessor
+from inspector.nvidia import driver as cu
 from inspector.preprocess.cpu import check_frame
 from inspector.preprocess.cuda import CudaPreprocessor, fused_kernel
 from inspector.preprocess.geometry import Geometry

@@ -91,6 +91,7 @@ class PlcLink:
         self.on_recipe = on_recipe
         self.on_clear_fault = on_clear_fault
         self._published = 0
+        self._handed = 0  # results handed over by publish(); _published once the loop has them
         self.progress = progress or (lambda: self._published)
         self.handshake = Handshake(
             result_queue=cfg.result_queue,
@@ -134,8 +135,22 @@ class PlcLink:
             if loop is None:
                 raise RuntimeError("link not running")
             loop.call_soon_threadsafe(self._on_result, result)
+            self._handed += 1
         except RuntimeError:  # loop not started or already stopped: the PLC rejects it
             self._errors.error("result_link_stopped", trigger_seq=result.trigger.trigger_seq)
+
+    def drain(self, timeout_s: float) -> int:
+        """Wait until every result handed to ``publish`` is written and acknowledged.
+
+        Called at stop, after the pipeline published its last part and before the link
+        stops. Returns how many results were still unacknowledged at ``timeout_s``.
+        """
+        end = time.monotonic() + timeout_s
+        while True:
+            left = self._handed - self._published + self.handshake.pending
+            if left == 0 or self._loop is None or time.monotonic() >= end:
+                return left
+            time.sleep(0.005)
 
     def set_state(self, state: int, error_code: int = 0) -> None:
         """STATE and ERROR_CODE as the application sees them (link faults take priority)."""
@@ -219,10 +234,14 @@ class PlcLink:
             # (at most one poll period late) never delays a verdict.
             await self.io.wait(self._wake, poll_s)
             await self._flush()
-        # An orderly stop: show STATE offline (best effort; the PLC alarms on the
-        # heartbeat anyway if this write does not make it).
+        # An orderly stop: show STATE offline, or fault when the daemon stops on a fault
+        # (best effort; the PLC alarms on the heartbeat anyway if this write is lost).
         with contextlib.suppress(PlcError):
-            words = [self.handshake.vision_heartbeat, int(State.OFFLINE), 0]
+            app_state, app_error = self._app_state
+            final = (
+                (int(State.FAULT), app_error) if app_state == State.FAULT else (State.OFFLINE, 0)
+            )
+            words = [self.handshake.vision_heartbeat, int(final[0]), final[1]]
             await self.io.write(self.cfg.out_base, words, MIN_WRITE_NS / 1e9 * 10)
 
     def _apply(self, step: Step, submit: Submit, now: int) -> None:

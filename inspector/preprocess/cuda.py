@@ -15,7 +15,7 @@ size and one model input. Per part, ``enqueue`` puts on the lane's stream:
 Both are enqueued per part because the frame's address changes from part to part; the
 model, the detector kernels and the D2H copy that follow are the lane's CUDA graph.
 Every CUDA failure raises ``BackendError`` named after the CUDA error and counted in
-``gpu/driver.py``; the geometry equals the CPU path's.
+``nvidia/driver.py``; the geometry equals the CPU path's.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import numpy.typing as npt
 
 from inspector.config import PreprocessConfig
 from inspector.errors import BackendError
-from inspector.gpu import driver as cu
-from inspector.gpu.nvrtc import compile_cubin
+from inspector.nvidia import driver as cu
+from inspector.nvidia.nvrtc import compile_cubin
 from inspector.preprocess.cuda_kernel import (
     KERNEL_NAME,
     KERNEL_SOURCE,

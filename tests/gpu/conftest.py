@@ -10,9 +10,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO_TS = REPO / "engines" / "demo_detector.ts"
-
 
 @pytest.fixture(scope="session")
 def tiny_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:

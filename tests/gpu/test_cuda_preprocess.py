@@ -74,7 +74,7 @@ def test_gpu_matches_cpu_with_mean_std_and_bgr(fmt: str) -> None:
 
 def test_cuda_error_is_a_named_backend_error_and_counted() -> None:
     """A failing CUDA call raises BackendError named after the CUDA error, and counts."""
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
     from inspector.preprocess.cuda import CudaPreprocessor
 
     cu.make_current()
@@ -96,7 +96,7 @@ _ILLEGAL_ADDRESS = """
 import numpy as np
 from inspector.config import PreprocessConfig
 from inspector.errors import BackendError
-from inspector.gpu import driver as cu
+from inspector.nvidia import driver as cu
 from inspector.preprocess.cuda import CudaPreprocessor
 stream = cu.stream_create()
 pre = CudaPreprocessor("Mono8", (64, 64), (32, 32), PreprocessConfig(), fp16=False)

@@ -24,7 +24,7 @@ from inspector.errors import ModelError
 from inspector.models.detection import DetectionPostprocessor
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding, Frame
-from tests.gpu.conftest import DEMO_TS
+from tests.support.gpu_models import DEMO_TS
 
 pytestmark = pytest.mark.gpu
 
@@ -90,8 +90,8 @@ def _device_findings(raw: np.ndarray, post: DetectionPostprocessor, half: bool) 
     import torch
 
     from inspector.backends.device import DeviceTensor
-    from inspector.gpu import driver as cu
     from inspector.gpu.detect import DeviceDetect, yolo_layout
+    from inspector.nvidia import driver as cu
 
     dev = torch.from_numpy(raw).cuda()
     dev = dev.half() if half else dev
@@ -249,10 +249,10 @@ def test_200_sim_frames_gpu_findings_match_the_cpu_path() -> None:
     a neighbouring candidate on one path; the FP16 box outputs alone are quantised to
     0.5-1 frame px at these coordinates. The distances are printed for the record.
     """
-    from inspector.camera.sim import SimCamera
     from inspector.gpu.pinned import shared_frames
     from inspector.inspect import HostRunner
     from inspector.models import build_postprocessor
+    from inspector.sim.camera import SimCamera
     from inspector.types import Trigger
 
     cfg = ModelConfig(

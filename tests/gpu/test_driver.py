@@ -1,4 +1,4 @@
-"""The one CUDA layer (``gpu/driver.py``) on a real GPU (marked ``gpu``).
+"""The one CUDA layer (``nvidia/driver.py``) on a real GPU (marked ``gpu``).
 
 The sequence the device runner and the TensorRT host path use: pinned input → device →
 device → pinned output, plain and as a captured CUDA graph replayed on new data; the
@@ -31,7 +31,7 @@ class Rig:
 
 @pytest.fixture
 def rig() -> Iterator[Rig]:
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
 
     stream = cu.stream_create()
     src = cu.PinnedArray(SHAPE, "float32")
@@ -50,7 +50,7 @@ def rig() -> Iterator[Rig]:
 
 
 def test_device_properties_name_and_compute_capability() -> None:
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
 
     name, cc = cu.device_properties(0)
     major, minor = cc.split(".")
@@ -58,7 +58,7 @@ def test_device_properties_name_and_compute_capability() -> None:
 
 
 def test_graph_replays_on_new_input_and_events_report_completion(rig: Rig) -> None:
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
 
     graph = cu.capture(rig.stream, rig.enqueue)
     done = cu.event_create()
@@ -77,7 +77,7 @@ def test_graph_replays_on_new_input_and_events_report_completion(rig: Rig) -> No
 
 
 def test_failed_capture_leaves_the_stream_usable(rig: Rig) -> None:
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
 
     def illegal() -> None:
         rig.enqueue()

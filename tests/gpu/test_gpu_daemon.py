@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from inspector.types import Reason
-from tests.daemon_support import Record, run_against_plc_sim
-from tests.gpu.conftest import DEMO_TS
+from tests.support.daemon import Record, run_against_plc_sim
+from tests.support.gpu_models import DEMO_TS
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 

@@ -60,7 +60,7 @@ def _plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, bytes,
     )
     from inspector.engine.options import BuildRequest, ShapeProfile, plan_build
     from inspector.engine.progress import BuildProgress
-    from inspector.gpu import driver
+    from inspector.nvidia import driver
 
     td.install(monkeypatch, "10.3.0")
     onnx = tmp_path / "tiny.onnx"
@@ -190,7 +190,7 @@ def test_daemon_on_the_jetson_configuration(
     from inspector.app import App
     from inspector.config import parse_config
     from inspector.types import Reason
-    from tests.daemon_support import Record
+    from tests.support.daemon import Record
 
     onnx, _, _ = _plan(tmp_path, monkeypatch)
     cfg = parse_config(

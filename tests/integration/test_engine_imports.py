@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, make_detector_onnx
+from tests.support.common import REPO
+from tests.support.onnx_models import make_detector_onnx
 
 HEAVY = ("tensorrt", "cuda", "torch")
 
@@ -36,9 +37,9 @@ def run_and_list_heavy(tmp_path: Path, body: str) -> dict[str, object]:
 def test_package_and_engine_modules_import_nothing_heavy(tmp_path: Path) -> None:
     body = """
 import inspector
-import inspector.backends.tensorrt, inspector.engine.cli, inspector.engine.build
+import inspector.backends.tensorrt, inspector.engine_cli, inspector.engine.build
 import inspector.engine.trt_api, inspector.engine.golden
-import inspector.gpu.driver, inspector.gpu.runner, inspector.gpu.detect, inspector.gpu.pinned
+import inspector.nvidia.driver, inspector.gpu.runner, inspector.gpu.detect, inspector.gpu.pinned
 import inspector.preprocess.cuda, inspector.backends.device, inspector.backends.torch
 import inspector.backends.onnxruntime_cuda, inspector.inflight
 from inspector.backends import backend_class

@@ -1,1 +1,1 @@
-"""Shared test helpers (no tests here)."""
+"""Helpers shared by the tests: no test module imports another test module, only these."""

@@ -7,7 +7,13 @@ seeded random weights, so some candidates clear a confidence floor and some do n
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from tests.support.common import REPO
+
+#: The trained demo detector as TorchScript (committed).
+DEMO_TS: Path = REPO / "engines" / "demo_detector.ts"
 
 
 def tiny_detector(seed: int = 0, *, nc: int = 3, device: str = "cuda") -> Any:

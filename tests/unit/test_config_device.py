@@ -32,8 +32,8 @@ pipeline: {frames_in_flight: 2, gpu_keepalive_ms: 10}
 
 
 def test_every_device_backend_has_a_device_path() -> None:
-    assert set(DEVICE_BACKENDS) <= set(BACKENDS)
-    for name in BACKENDS:
+    assert set(DEVICE_BACKENDS) <= set(BACKENDS.names())
+    for name in BACKENDS.names():
         has_path = backend_class(name).device_model is not Backend.device_model
         assert has_path == (name in DEVICE_BACKENDS), name
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from inspector.camera.convert import convert_raw
 from inspector.camera.folder import FolderCamera
-from inspector.camera.sim import SimCamera, write_dataset
 from inspector.config import FolderCameraConfig, SimCameraConfig
+from inspector.sim.camera import SimCamera, write_dataset
 from inspector.types import Trigger
 
 

@@ -13,7 +13,7 @@ import pytest
 from inspector import systemd
 from inspector.archive import Archive
 from inspector.config import ArchiveConfig
-from inspector.types import Frame, Reason, Verdict, ng
+from inspector.types import Frame, PartResult, Reason, Trigger, Verdict, ng
 
 
 def test_notify_sends_datagrams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,11 +45,15 @@ def test_archive_saves_ng_only_and_prunes(tmp_path: Path) -> None:
     arch = Archive(ArchiveConfig(enabled=True, dir=tmp_path / "a", max_files=3))
     arch.start()
     frame = Frame(np.zeros((32, 32), np.uint8), "Mono8", 1, time.monotonic_ns())
-    arch.offer(frame, 1, Verdict(ok=True, reason=Reason.OK))
+
+    def result(part: int, verdict: Verdict) -> PartResult:
+        trig = Trigger(part, part, 0, 1)
+        return PartResult(trig, verdict, 1, frame_id=1, frame=frame)
+
+    arch.publish(result(1, Verdict(ok=True, reason=Reason.OK)))
     for part in range(2, 7):
-        arch.offer(frame, part, ng(Reason.DEFECT, "spot"))
+        arch.publish(result(part, ng(Reason.DEFECT, "spot")))
         time.sleep(0.001)
-    arch.close()
     assert len(list((tmp_path / "a").glob("*.png"))) == 3
     names = sorted(p.name for p in (tmp_path / "a").glob("*.png"))
     assert all("_defect" in n for n in names)
