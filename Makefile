@@ -28,11 +28,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) .cache/bin/promtool
+unit: $(STAMP) .cache/bin/promtool .cache/bin/mosquitto
 	$(BIN)/python -m pytest -m "not gpu and not tensorrt" -q
 
 .cache/bin/promtool:
 	tools/get-promtool.sh
+
+# The MQTT tests start their own mosquitto (Debian package) on a free loopback port.
+.cache/bin/mosquitto:
+	tools/get-mosquitto.sh
 
 ## test-gpu: tests marked gpu (needs an NVIDIA GPU and cuda-python)
 test-gpu: $(STAMP)

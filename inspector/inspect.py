@@ -1,4 +1,4 @@
-"""One part's inspection: frame → preprocess → infer → postprocess → decide.
+"""One part's inspection: frame → quality gate → preprocess → infer → postprocess → decide.
 
 Each model of a recipe runs through a *runner* chosen once at load, by the model's
 ``preprocess.device`` (``RUNNERS``):
@@ -13,34 +13,39 @@ A runner's ``submit`` starts a part and ``collect`` finishes it, so the worker c
 several parts on the device (``inflight.py``); ``begin_part``/``finish_part`` do that for
 every model of a recipe, and ``inspect_part`` is both in one call. Every failure becomes
 an NG verdict with a reason code here, so nothing above this layer has to guess: a bad
-frame is ``no_image``, a backend or model failure is ``error``.
+frame is ``no_image``, a frame the recipe's quality gate refuses (black, flat, saturated,
+blurred, no part) is ``image_quality``, a backend or model failure is ``error``.
+``prove_recipe`` runs the same path once at start, so a model whose outputs cannot be
+read stops the start instead of failing every part.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from inspector import metrics
 from inspector.backends.base import Backend
 from inspector.camera.base import FrameAllocator
-from inspector.config import ModelConfig, PipelineConfig, RecipeConfig
+from inspector.config import ModelConfig, PipelineConfig, QualityConfig, RecipeConfig
 from inspector.decide import decide
-from inspector.errors import FrameError, InspectorError
+from inspector.errors import FrameError, InspectorError, ModelError
 from inspector.logging import get_logger
 from inspector.models.base import Postprocessor
 from inspector.preprocess.cpu import HostPreprocessor
+from inspector.quality import check_quality
+from inspector.registry import Registry
 from inspector.types import Finding, Frame, Reason, Verdict, ng
 
 log = get_logger(__name__)
 
-#: How a model runs, by ``preprocess.device``: "module:Class", imported when configured.
-RUNNERS: dict[str, str] = {
-    "cpu": "inspector.inspect:HostRunner",
-    "cuda": "inspector.gpu.runner:DeviceRunner",
-}
+#: How a model runs, by ``preprocess.device``: imported only when configured.
+RUNNERS = Registry(
+    "preprocess device",
+    {"cpu": "inspector.inspect:HostRunner", "cuda": "inspector.gpu.runner:DeviceRunner"},
+)
 
 
 class Runner(Protocol):
@@ -60,8 +65,7 @@ class Runner(Protocol):
 
 def runner_class(device: str) -> Any:
     """The runner class for ``preprocess.device`` (imports its module)."""
-    module_name, _, cls_name = RUNNERS[device].partition(":")
-    return getattr(importlib.import_module(module_name), cls_name)
+    return RUNNERS.load(device)
 
 
 def frame_allocator(devices: Collection[str]) -> FrameAllocator | None:
@@ -173,11 +177,35 @@ class PartInFlight:
     recipe: LoadedRecipe
     tickets: list[tuple[Runner, Any]] = field(default_factory=list)
     error: BaseException | None = None  # the first submit that failed
+    refused: Verdict | None = None  # the quality gate's NG: no model ran
+    stage_ns: dict[str, int] = field(default_factory=dict)
+
+
+def gate(frame: Frame, cfg: QualityConfig, stage_ns: dict[str, int]) -> Verdict | None:
+    """The recipe's image-quality gate: NG ``image_quality`` (counted) or None to go on.
+
+    Raises FrameError for a frame that is not 8-bit (``finish_part`` makes it no_image).
+    """
+    if not cfg.enabled:
+        return None
+    t0 = time.monotonic_ns()
+    failure = check_quality(frame.image, frame.pixel_format, cfg)
+    stage_ns["quality"] = time.monotonic_ns() - t0
+    if failure is None:
+        return None
+    metrics.IMAGE_QUALITY_REJECTS.labels(failure.check).inc()
+    return ng(Reason.IMAGE_QUALITY, f"{failure.check}: {failure.detail}")
 
 
 def begin_part(frame: Frame, recipe: LoadedRecipe) -> PartInFlight:
-    """Submit the frame to every model of the recipe. Never raises."""
+    """Gate the frame, then submit it to every model of the recipe. Never raises."""
     part = PartInFlight(recipe)
+    try:
+        part.refused = gate(frame, recipe.cfg.quality, part.stage_ns)
+    except Exception as exc:  # collected into the verdict by finish_part
+        part.error = exc
+    if part.refused is not None or part.error is not None:
+        return part
     for model in recipe.models:
         try:
             part.tickets.append((model.runner, model.runner.submit(frame)))
@@ -195,7 +223,7 @@ def part_ready(part: PartInFlight) -> bool:
 def finish_part(part: PartInFlight) -> tuple[Verdict, dict[str, int]]:
     """Collect every submitted model (always all of them: each frees its device lane),
     then decide. Never raises."""
-    stage_ns: dict[str, int] = {}
+    stage_ns = part.stage_ns
     findings: list[Finding] = []
     error = part.error
     for runner, ticket in part.tickets:
@@ -209,6 +237,8 @@ def finish_part(part: PartInFlight) -> tuple[Verdict, dict[str, int]]:
             stage_ns[k] = stage_ns.get(k, 0) + v
     if error is not None:
         return _failed(error), stage_ns
+    if part.refused is not None:
+        return part.refused, stage_ns
     t0 = time.monotonic_ns()
     verdict = decide(findings, part.recipe.cfg.rules)
     stage_ns["decide"] = time.monotonic_ns() - t0
@@ -228,3 +258,27 @@ def _failed(exc: BaseException) -> Verdict:
 def inspect_part(frame: Frame, recipe: LoadedRecipe) -> tuple[Verdict, dict[str, int]]:
     """Run every model of the recipe on the frame and decide. Never raises."""
     return finish_part(begin_part(frame, recipe))
+
+
+def prove_recipe(recipe: LoadedRecipe, frame: Frame) -> None:
+    """Run the whole path once (each model's runner: preprocess, infer, postprocess;
+    decide) on a synthetic ``frame`` shaped like the camera's; the gate is skipped.
+
+    Raises ModelError naming the model when any step fails: a model whose outputs its
+    family cannot read stops the start (exit 78) instead of answering NG_ERROR for
+    every part behind a READY station. On the device this also prepares a lane for the
+    camera's frame format before the first part.
+    """
+    where = f"{frame.image.shape[1]}x{frame.image.shape[0]} {frame.pixel_format}"
+    findings: list[Finding] = []
+    for model in recipe.models:
+        try:
+            found, _ = model.run(frame)
+        except Exception as exc:  # whatever it is, every part would fail the same way
+            said = " ".join(str(exc).split())  # one line: runtimes' messages span several
+            raise ModelError(
+                f"recipe {recipe.cfg.id} model {model.cfg.name!r}: the warm-up part "
+                f"({where} frame) failed: {type(exc).__name__}: {said}"
+            ) from exc
+        findings.extend(found)
+    decide(findings, recipe.cfg.rules)

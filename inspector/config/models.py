@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from inspector.config.base import Section
+from inspector.config.quality import QualityConfig
 
 #: Backends with a device path (``Backend.device_model``, backends/device.py), which
 #: ``preprocess.device: cuda`` feeds. ``tensorrt`` + ``cuda`` is the Jetson configuration;
@@ -69,6 +70,11 @@ class ModelConfig(Section):
         "detection", description="Model family; selects the postprocessor."
     )
     path: Path = Field(description="Model file: ONNX for onnxruntime/tensorrt, .pt for torch.")
+    sha256: str | None = Field(
+        None,
+        description="Pin the model file: its SHA-256 (64 hex digits). A file that does not "
+        "match is refused at start, before any runtime reads it. None: not pinned.",
+    )
     backend: Literal["onnxruntime", "tensorrt", "torch"] = Field(
         "onnxruntime", description="Inference backend."
     )
@@ -136,6 +142,16 @@ class ModelConfig(Section):
             )
         return self
 
+    @field_validator("sha256")
+    @classmethod
+    def _sha256_is_hex(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        digest = v.strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("sha256 must be 64 hex digits (sha256sum of the model file)")
+        return digest
+
 
 # -------------------------------------------------------------------------- rules
 Point = tuple[float, float]
@@ -192,3 +208,7 @@ class RecipeConfig(Section):
     name: str = Field(description="Human name of the product variant.")
     models: list[ModelConfig] = Field(min_length=1, description="Models run on every part.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Decision rules.")
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="Image-quality gate run on every frame before the models.",
+    )
