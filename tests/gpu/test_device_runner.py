@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inspector.config import ModelConfig, PipelineConfig, RecipeConfig, SimCameraConfig
+from inspector.config import (
+    ModelConfig,
+    PipelineConfig,
+    QualityConfig,
+    RecipeConfig,
+    SimCameraConfig,
+)
 from inspector.errors import ModelError
 from inspector.models.detection import DetectionPostprocessor
 from inspector.preprocess.geometry import Geometry
@@ -226,7 +232,8 @@ def test_a_nan_model_is_ng_error_through_inspect_part(tmp_path: Path) -> None:
     model = LoadedModel.with_runner(
         cfg, backend, build_postprocessor(cfg, backend.info), PipelineConfig()
     )
-    recipe = LoadedRecipe(RecipeConfig(id=1, name="t", models=[cfg]), [model])
+    quality = QualityConfig(enabled=False)  # a black frame: the model is the subject
+    recipe = LoadedRecipe(RecipeConfig(id=1, name="t", models=[cfg], quality=quality), [model])
     try:
         image = np.zeros((64, 96), np.uint8)
         verdict, _ = inspect_part(Frame(image, "Mono8", 1, 0), recipe)

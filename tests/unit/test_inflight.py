@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inspector.config import ModelConfig, RecipeConfig
+from inspector.config import ModelConfig, QualityConfig, RecipeConfig
 from inspector.errors import BackendError
 from inspector.inspect import LoadedModel, LoadedRecipe
 from inspector.pipeline import Pipeline
@@ -99,7 +99,8 @@ class Sink:
 def _run(runner: AsyncRunner, parts: int, in_flight: int) -> list[PartResult]:
     cfg = ModelConfig(path="m.onnx")  # type: ignore[arg-type]
     model = LoadedModel(cfg, None, None, runner)  # type: ignore[arg-type]
-    recipe = LoadedRecipe(RecipeConfig(id=1, name="t", models=[cfg]), [model])
+    quality = QualityConfig(enabled=False)  # the fake frames are black: not the subject
+    recipe = LoadedRecipe(RecipeConfig(id=1, name="t", models=[cfg], quality=quality), [model])
     sink = Sink()
     pipeline = Pipeline(Camera(), {1: recipe}, [sink], queue_depth=8, frames_in_flight=in_flight)
     pipeline.start()
