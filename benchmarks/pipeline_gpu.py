@@ -296,7 +296,9 @@ def run_model(name: str, cfg: ModelConfig, args: Any) -> dict[str, Any]:
         frames = frames_for(fmt, h, w, 4 if args.quick else 8)
         if name == "yolov8n" and "conf_floor" not in res:
             res["conf_floor"] = score_floor(backend, cfg, frames, fmt)
-        cam_cfg = cfg.model_copy(update={"conf_floor": res.get("conf_floor", cfg.conf_floor)})
+        conf = res.get("conf_floor", cfg.detection.conf)
+        detection = cfg.detection.model_copy(update={"conf": conf})
+        cam_cfg = cfg.model_copy(update={"detection": detection})
         post = build_postprocessor(cam_cfg, backend.info)
         runner = DeviceRunner(cam_cfg, backend, post, frames_in_flight=1, keepalive_ms=0)
         cam: dict[str, Any] = {"camera": f"{w}x{h} {fmt}"}
@@ -387,7 +389,8 @@ def main() -> int:
     y8 = Path(tmp.name) / "yolov8n.ts"
     y8_what = yolov8n_model(y8)
     base: dict[str, Any] = {
-        "backend": "torch", "fp16": True, "input_size": INPUT_HW, "conf_floor": 0.25,
+        "backend": "torch", "torch": {"fp16": True}, "input_size": INPUT_HW,
+        "detection": {"conf": 0.25, "iou": 0.5, "max_det": 100},
         "preprocess": {"device": "cuda"},
     }  # fmt: skip
     models = [

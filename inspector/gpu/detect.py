@@ -6,14 +6,14 @@ graph, so only the final boxes come back to the host:
 
 1. ``inspector_candidates`` (one thread per candidate) decodes the best class and score
    exactly as ``models/detection.decode`` does (YOLOv5: objectness × class score; the
-   first maximum wins a tie), drops candidates below ``conf_floor``, turns cx, cy, w, h
+   first maximum wins a tie), drops candidates below ``detection.conf``, turns cx, cy, w, h
    into x1, y1, x2, y2, and appends the rest to a ``[CAP, 6]`` buffer with an atomic
    counter. Every value it reads is checked: a NaN or inf anywhere in the output is
    counted, and the host then fails the part closed, as ``require_finite`` does on the
    CPU path.
 2. ``inspector_nms`` (one block) sorts the candidates by score (bitonic sort in shared
    memory) and runs the CPU path's greedy class-aware NMS (same IoU formula, a box is
-   suppressed when IoU > ``iou_threshold``, at most ``max_detections`` kept).
+   suppressed when IoU > ``detection.iou``, at most ``detection.max_det`` kept).
 
 One D2H copy then brings a small header (kept, candidates, non-finite count) and the
 kept rows. More than ``CAP`` candidates above the floor cannot all be sorted: the part
@@ -51,7 +51,7 @@ struct CandParams {
     int stride_i;     // elements between two candidates of one channel
     int first_score;  // 4: YOLOv8 (no objectness); 5: YOLOv5 (channel 4 is objectness)
     int is_half;      // output is fp16
-    float floor;      // conf_floor
+    float floor;      // detection.conf
     int cap;          // rows of cand
 };
 
@@ -217,19 +217,13 @@ def _kernels(arch: str) -> tuple[Any, Any]:
 
 
 def yolo_layout(post: object, output: DeviceTensor) -> str | None:
-    """'yolov8' or 'yolov5' when the device can finish this detector, else None (the
-    outputs then come back whole and the host postprocessor reads them)."""
+    """'yolov8' or 'yolov5' when the device can finish this detector (a raw YOLO head,
+    its layout resolved and checked at load by ``models/detection.build``), else None:
+    the outputs then come back whole and the host postprocessor reads them (NMS-free
+    and EfficientNMS layouts, the other families)."""
     if not isinstance(post, DetectionPostprocessor) or len(output.shape) != 3:
         return None
-    from inspector.models.detection import detect_layout
-
-    try:
-        layout = detect_layout(output.shape, len(post.class_names))
-    except ModelError:
-        return None
-    if post.layout not in ("auto", layout):
-        raise ModelError(f"{post.name}: output {list(output.shape)} is not {post.layout}")
-    return layout
+    return post.layout if post.layout in ("yolov8", "yolov5") else None
 
 
 class DeviceDetect:
@@ -245,7 +239,7 @@ class DeviceDetect:
         first = 4 if layout == "yolov8" else 5
         self._cand = cu.DeviceBuffer(CAP * 6 * 4)
         self._counters = cu.DeviceBuffer(2 * 4)
-        rows = _HEADER + post.max_detections * 6
+        rows = _HEADER + post.max_det * 6
         self._out = cu.DeviceBuffer(rows * 4)
         self.host = cu.PinnedArray((rows,), "float32")
         self._params = _CandParams(
@@ -255,7 +249,7 @@ class DeviceDetect:
             stride_i=1 if layout == "yolov8" else channels,
             first_score=first,
             is_half=int(output.dtype == "float16"),
-            floor=post.conf_floor,
+            floor=post.conf,
             cap=CAP,
         )
         self._src = ctypes.c_void_p(0)
@@ -265,7 +259,7 @@ class DeviceDetect:
             ctypes.c_void_p(self._cand.ptr),
             ctypes.c_void_p(self._counters.ptr),
         )
-        nms = _NmsParams(cap=CAP, iou=post.iou_threshold, max_det=post.max_detections)
+        nms = _NmsParams(cap=CAP, iou=post.iou, max_det=post.max_det)
         self._nms_args = cu.KernelArgs(
             ctypes.c_void_p(self._cand.ptr),
             ctypes.c_void_p(self._counters.ptr),
@@ -294,8 +288,8 @@ class DeviceDetect:
             raise ModelError(f"{name}: output contains NaN or inf ({nonfinite} candidates)")
         if total > CAP:
             raise ModelError(
-                f"{name}: {total} candidates above conf_floor {self.post.conf_floor} "
-                f"(the device sorts at most {CAP}); raise conf_floor"
+                f"{name}: {total} candidates above detection.conf {self.post.conf} "
+                f"(the device sorts at most {CAP}); raise detection.conf"
             )
         rows: npt.NDArray[np.float32] = head[_HEADER : _HEADER + kept * 6].reshape(kept, 6)
         class_ids = rows[:, 5].astype(np.intp)

@@ -44,8 +44,8 @@ def _cfg(path: Path, *, fp16: bool = False, floor: float = 0.5, **kw: Any) -> Mo
         path=path,
         backend="torch",
         input_size=INPUT_HW,
-        fp16=fp16,
-        conf_floor=floor,
+        torch={"fp16": fp16},
+        detection={"conf": floor, "iou": 0.5, "max_det": 100},
         class_names=NAMES,
         **kw,
     )
@@ -137,7 +137,7 @@ def test_device_nms_fails_closed_on_nan_and_on_too_many_candidates() -> None:
     with pytest.raises(ModelError, match="NaN"):
         _device_findings(raw, _post("yolov8"), half=False)
     big = np.tile(_raw("yolov8", rng), (1, 1, 4))  # 2400 candidates, 1200 above the floor
-    with pytest.raises(ModelError, match="candidates above conf_floor"):
+    with pytest.raises(ModelError, match=r"candidates above detection\.conf"):
         _device_findings(big, _post("yolov8"), half=False)
 
 
@@ -266,9 +266,9 @@ def test_200_sim_frames_gpu_findings_match_the_cpu_path() -> None:
         name="demo",
         path=DEMO_TS,
         backend="torch",
-        fp16=True,
+        torch={"fp16": True},
         input_size=(640, 640),
-        conf_floor=0.25,
+        detection={"conf": 0.25, "iou": 0.5, "max_det": 100},
         class_names=["scratch", "spot", "missing_hole"],
     )
     backend = _backend(cfg)

@@ -97,7 +97,7 @@ def _cfg(onnx: Path, tmp_path: Path, **kw: Any) -> ModelConfig:
         path=onnx,
         backend="tensorrt",
         input_size=INPUT_HW,
-        conf_floor=0.5,
+        detection={"conf": 0.5, "iou": 0.5, "max_det": 100},
         class_names=NAMES,
         engine=EngineConfig(dir=tmp_path, precision="fp32", warmup_runs=2),
         **kw,
@@ -205,7 +205,7 @@ recipes:
         backend: tensorrt
         input_size: [64, 96]
         class_names: [scratch, spot, hole]
-        conf_floor: 0.5
+        detection: {{conf: 0.5, iou: 0.5, max_det: 100}}
         preprocess: {{device: cuda}}
         engine: {{dir: "{tmp_path}", precision: fp32, warmup_runs: 2}}
 line: {{cycle_budget_ms: 200}}

@@ -2,7 +2,7 @@
 
 ``backend: tensorrt`` with ``preprocess.device: cuda`` is the documented Jetson
 configuration and must validate; every backend listed as having a device path really
-overrides ``Backend.device_model``; ``fp16`` belongs to the torch backend only.
+overrides ``Backend.device_model``; a backend without one refuses the device path.
 """
 
 from __future__ import annotations
@@ -36,12 +36,6 @@ def test_every_device_backend_has_a_device_path() -> None:
     for name in BACKENDS.names():
         has_path = backend_class(name).device_model is not Backend.device_model
         assert has_path == (name in DEVICE_BACKENDS), name
-
-
-def test_fp16_is_a_torch_option() -> None:
-    ModelConfig(path="m.pt", backend="torch", fp16=True)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="fp16 applies to backend 'torch'"):
-        ModelConfig(path="m.onnx", backend="tensorrt", fp16=True)  # type: ignore[arg-type]
 
 
 def test_a_backend_without_device_path_refuses_it() -> None:
