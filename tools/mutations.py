@@ -115,13 +115,17 @@ def run_one(m: Mutation) -> tuple[bool, float, str]:
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=600,
         )
+        out, caught = done.stdout, done.returncode != 0
+    except subprocess.TimeoutExpired as exc:  # a hang after a failure still counts as caught
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        caught = "FAILED" in out or "Error" in out
     finally:
         path.write_text(source)
         backup.unlink(missing_ok=True)
-    failed = [ln for ln in done.stdout.splitlines() if ln.startswith("FAILED")]
-    return done.returncode != 0, time.monotonic() - t0, (failed[0] if failed else "")
+    failed = [ln for ln in out.splitlines() if ln.startswith(("FAILED", "ERROR"))]
+    return caught, time.monotonic() - t0, (failed[0] if failed else "")
 
 
 def main(argv: list[str]) -> int:
