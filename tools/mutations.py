@@ -68,9 +68,9 @@ MUTATIONS = (
     Mutation(
         "verdict-to-neighbour",
         "inspector/pipeline.py",
-        "                verdict, stage_ns = inspect_part(frame, recipe)\n",
-        "                verdict, stage_ns = inspect_part(frame, recipe)  # MUTATION\n"
-        "                verdict, self._mut_prev = getattr(self, '_mut_prev', verdict), verdict\n",
+        "        self.ledger.close(entry, verdict, stage_ns, frame)\n",
+        "        verdict, self._mut_prev = getattr(self, '_mut_prev', verdict), verdict  # MUTATION\n"
+        "        self.ledger.close(entry, verdict, stage_ns, frame)\n",
         (
             "tests/integration/test_pipeline.py",
             "tests/integration/test_ground_truth.py",
