@@ -69,7 +69,7 @@ MUTATIONS = (
         "verdict-to-neighbour",
         "inspector/pipeline.py",
         "        self.ledger.close(entry, verdict, stage_ns, frame)\n",
-        "        verdict, self._mut_prev = getattr(self, '_mut_prev', verdict), verdict  # MUTATION\n"
+        "        verdict, self._mut_prev = getattr(self, '_mut_prev', verdict), verdict  # MUT\n"
         "        self.ledger.close(entry, verdict, stage_ns, frame)\n",
         (
             "tests/integration/test_pipeline.py",
