@@ -145,7 +145,7 @@ logging: {{per_part: false}}
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[LoadedRecipe]:
-    model = ModelConfig(name="demo_detector", path=DEMO, threads=1)
+    model = ModelConfig(name="demo_detector", path=DEMO)
     recipe = load_recipe(RecipeConfig(id=1, name="demo", models=[model]), warmup_runs=1)
     yield recipe
     recipe.close()
