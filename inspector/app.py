@@ -96,13 +96,11 @@ def load_recipe(
         backend.warmup(warmup_runs)
         loaded = LoadedModel(m, backend, post)
         if m.preprocess.device == "cuda":
-            from inspector.gpu.driver import failure_count
             from inspector.gpu.stage import use_gpu_stage
 
             gpu = use_gpu_stage(loaded, frames_in_flight=frames_in_flight)
             loaded.on_close.append(gpu.close)
             loaded.health.append(partial(getattr, gpu, "consecutive_failures"))
-            metrics.GPU_CUDA_FAILURES.set_function(failure_count)
         models.append(loaded)
     return LoadedRecipe(recipe, models)
 
@@ -211,15 +209,16 @@ class App:
 
     def _start(self) -> None:
         cfg = self.cfg
+        metrics.configure(cfg.line.cycle_budget_ms)
         metrics.BUILD_INFO.info(
             {
                 "version": __version__,
                 "model_hash": self.model_hash,
                 "config_hash": self.config_hash,
-                "line": cfg.line.name,
+                "line_name": cfg.line.name,
             }
         )
-        metrics.STATE.set(0)
+        metrics.set_state(0)
         check_cpus(cfg.pipeline.cpus)
         if self.serve_metrics:
             self.metrics_server = metrics.serve(cfg.metrics.host, cfg.metrics.port)
@@ -362,7 +361,7 @@ class App:
 
     def _set_state(self, state: int, error_code: int = 0) -> None:
         """STATE for metrics and, when linked, the PLC (0 boot … 4 offline)."""
-        metrics.STATE.set(state)
+        metrics.set_state(state)
         if self.plc is not None:
             self.plc.set_state(state, error_code)
 
@@ -453,7 +452,7 @@ class App:
         if self.metrics_server is not None:
             self.metrics_server.stop()
             self.metrics_server = None
-        metrics.STATE.set(3 if self.supervisor.faulted else 4)
+        metrics.set_state(3 if self.supervisor.faulted else 4)
         self._started.clear()
         log.info("stopped", seconds=round(time.monotonic() - t0, 3), exit_code=self.exit_code)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import threading
-import time
 from typing import Protocol
 
 from inspector import metrics
@@ -25,8 +24,6 @@ from inspector.types import PartResult, Reason
 log = get_logger("inspector.part")
 _errors = RateLimitedLog(get_logger(__name__))
 
-_FPS_WINDOW_NS = 5_000_000_000
-
 
 class ResultSink(Protocol):
     """Receives every part's final result exactly once, in trigger order; never blocks."""
@@ -35,10 +32,7 @@ class ResultSink(Protocol):
 
 
 class MetricsSink:
-    """Counts verdicts and reasons, observes stage and cycle times, tracks parts/s."""
-
-    def __init__(self) -> None:
-        self._recent: collections.deque[int] = collections.deque()
+    """Counts verdicts and reasons, observes stage and cycle times (parts/s is a rate())."""
 
     def publish(self, result: PartResult) -> None:
         v = result.verdict
@@ -49,12 +43,6 @@ class MetricsSink:
         if v.reason is Reason.TIMEOUT:
             metrics.DEADLINE_MISSES.inc()
         metrics.RECIPE.set(result.trigger.recipe_id)
-        now = time.monotonic_ns()
-        self._recent.append(now)
-        while self._recent and now - self._recent[0] > _FPS_WINDOW_NS:
-            self._recent.popleft()
-        span_s = max((now - self._recent[0]) / 1e9, 1e-9)
-        metrics.FPS.set((len(self._recent) - 1) / span_s if len(self._recent) > 1 else 0.0)
 
 
 def part_record(result: PartResult) -> dict[str, object]:

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from inspector import metrics
 from inspector.config import FolderCameraConfig
 from inspector.errors import CameraError, ConfigError
 from inspector.types import Frame, Label, Trigger
@@ -131,6 +132,7 @@ class FolderCamera:
         self._files = files
         self._next = 0
         self._exhausted = False
+        metrics.CAMERA_UP.set(1)
 
     def grab(self, trigger: Trigger) -> Frame:
         """The next image in name order (``trigger`` is not needed to choose it)."""
@@ -145,6 +147,7 @@ class FolderCamera:
         self._next += 1  # a corrupt file is skipped next time, not retried forever
         image = read_image(path, self.cfg.pixel_format)
         self._frame_id += 1
+        metrics.CAMERA_FRAMES.inc()
         return Frame(
             image=image,
             pixel_format=self.cfg.pixel_format,
@@ -157,3 +160,4 @@ class FolderCamera:
     def close(self) -> None:
         """Forget the file list; safe to call twice."""
         self._files = None
+        metrics.CAMERA_UP.set(0)

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from inspector import metrics
 from inspector.config import SimCameraConfig
 from inspector.errors import CameraError, ConfigError
 from inspector.types import Frame, Label, Trigger
@@ -383,6 +384,7 @@ class SimCamera:
             image.flags.writeable = False  # served to many parts; nobody may draw on it
             pool.append((image, labels))
         self._pool = pool
+        metrics.CAMERA_UP.set(1)
 
     def grab(self, trigger: Trigger) -> Frame:
         """The pool frame of part ``trigger_seq % pool_size``, stamped now."""
@@ -391,6 +393,7 @@ class SimCamera:
         index = trigger.trigger_seq % len(self._pool)
         image, labels = self._pool[index]
         self._frame_id += 1
+        metrics.CAMERA_FRAMES.inc()
         return Frame(
             image=image,
             pixel_format=self.cfg.pixel_format,
@@ -403,3 +406,4 @@ class SimCamera:
     def close(self) -> None:
         """Drop the pool; safe to call twice."""
         self._pool = None
+        metrics.CAMERA_UP.set(0)

@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from inspector import metrics
 from inspector.errors import BackendError
 
 _lock = threading.Lock()
@@ -47,6 +48,7 @@ def count_failure() -> None:
     global _failures
     with _lock:
         _failures += 1
+    metrics.GPU_CUDA_FAILURES.inc()
 
 
 def error_name(err: Any) -> str:

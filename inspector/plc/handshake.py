@@ -144,6 +144,10 @@ class Handshake:
                 del self._in_flight[next(iter(self._in_flight))]
         return step
 
+    def heartbeat_age_ns(self, now_ns: int) -> int:
+        """Time since PLC_HEARTBEAT last moved (the first read counts as a beat)."""
+        return now_ns - self._plc_hb_ns
+
     def plc_alive(self, now_ns: int) -> bool:
         """False once PLC_HEARTBEAT has not moved for the heartbeat timeout."""
         return now_ns - self._plc_hb_ns <= self.heartbeat_timeout_ns

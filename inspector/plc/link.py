@@ -171,6 +171,8 @@ class PlcLink:
     async def _main(self, submit: Submit, stop: Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        metrics.PLC_LINK_UP.set(0)  # configured, not connected yet: known to be down
+        metrics.PLC_PENDING_RESULTS.set(self.handshake.pending)
         backoff = self.cfg.backoff_s
         try:
             while not stop.is_set():
@@ -206,6 +208,7 @@ class PlcLink:
             self._written.clear()
             self._status_key = None
             metrics.PLC_LINK_UP.set(0)
+            metrics.PLC_HEARTBEAT_AGE.clear()  # unknown while not connected
             await self.io.close()
         return self._was_up
 
@@ -224,10 +227,12 @@ class PlcLink:
             now = time.monotonic_ns()
             step = self.handshake.on_inputs(PlcInputs.decode(words), now)
             self._apply(step, submit, now)
+            metrics.PLC_LINK_UP.set(1)  # a read went through: the Modbus link is up
+            metrics.PLC_ENABLED.set(int(self.handshake.enabled))
+            metrics.PLC_HEARTBEAT_AGE.set(self.handshake.heartbeat_age_ns(now) / 1e9)
             if up != self.handshake.synced:
                 up = self.handshake.synced
                 self._was_up = self._was_up or up
-                metrics.PLC_LINK_UP.set(int(up))
                 log.info("plc_link_up" if up else "plc_link_waiting", role=self.cfg.role)
             # Write after the wait, not before: a verdict published within the poll
             # period goes out in the same FC16 as the new TRIGGER_ACK_SEQ, so the ack
