@@ -281,7 +281,7 @@ class App:
         sinks.extend(self.extra_sinks)
         slow: list[tuple[ResultSink, str]] = []
         if cfg.logging.per_part:
-            slow.append((LogSink(), "log"))
+            slow.append((LogSink(cfg.logging), "log"))
         if cfg.archive.enabled:
             archive = Archive(cfg.archive)
             archive.start()

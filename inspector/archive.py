@@ -19,7 +19,8 @@ import cv2
 
 from inspector.config import ArchiveConfig
 from inspector.logging import get_logger
-from inspector.types import Frame, PartResult, Verdict
+from inspector.sinks import part_record
+from inspector.types import Frame, PartResult
 
 log = get_logger(__name__)
 
@@ -46,26 +47,21 @@ class Archive:
         if result.verdict.ok or result.frame is None:
             return
         try:
-            self._save(result.frame, result.trigger.part_id, result.verdict)
+            self._save(result.frame, result)
         except OSError as exc:
             log.error("archive_write_failed", error=str(exc))
 
-    def _save(self, frame: Frame, part_id: int, verdict: Verdict) -> None:
+    def _save(self, frame: Frame, result: PartResult) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        stem = self.cfg.dir / f"{stamp}_{part_id:010d}_{verdict.reason.value}"
+        stem = self.cfg.dir / f"{stamp}_{result.trigger.part_id:010d}_{result.verdict.reason.value}"
         image = frame.image
         if frame.pixel_format == "RGB8":
             image = image[:, :, ::-1]
         png = stem.with_suffix(".png")
         if cv2.imwrite(str(png), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
             self._keep(png)
-        meta = {
-            "part_id": part_id,
-            "pixel_format": frame.pixel_format,
-            "reason": verdict.reason.value,
-            "detail": verdict.detail,
-            "findings": [f.to_record() for f in verdict.findings],
-        }
+        # The log's field names (part_record), plus what only the archive knows.
+        meta = {**part_record(result), "image": png.name, "pixel_format": frame.pixel_format}
         stem.with_suffix(".json").write_text(json.dumps(meta))
         self._prune()
 
