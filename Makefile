@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit test-gpu test-tensorrt bench clean
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v < (3, 13) else "inspector needs Python 3.10-3.12 (set PYTHON=...), found %d.%d" % v)'
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v < (3, 14) else "inspector needs Python 3.10-3.13 (set PYTHON=...), found %d.%d" % v)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 ## run: the daemon on its embedded default (sim line, demo model, CPU, PLC simulator)

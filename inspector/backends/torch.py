@@ -27,6 +27,7 @@ import numpy.typing as npt
 from inspector.backends.base import Backend, ModelInfo, TensorSpec
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
+from inspector.extras import install_hint
 
 _DEFAULT_HW = (640, 640)
 
@@ -56,7 +57,9 @@ class TorchBackend(Backend):
         try:
             import torch
         except ImportError as exc:
-            raise BackendError(f"backend 'torch' needs PyTorch: {exc}") from exc
+            raise BackendError(
+                f"backend 'torch' needs PyTorch ({exc}): {install_hint('torch')}"
+            ) from exc
         self._torch = torch
         dev = self._device_name or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = torch.device(dev)

@@ -13,10 +13,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from inspector.config.paths import state_dir
 from inspector.config.root import Config
 from inspector.errors import ConfigError
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent.parent / "config.yaml"
+#: The embedded default, shipped inside the package with the demo model it names.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "data" / "default_config.yaml"
 
 Loc = tuple[int | str, ...]
 
@@ -75,23 +77,31 @@ def parse_config(text: str, source: str = "<config>") -> Config:
 
 
 def load_config(path: Path | str | None = None) -> Config:
-    """Read and validate a config file (default: the repository's config.yaml).
+    """Read and validate a config file (default: the embedded default of the package).
 
-    Relative paths inside the config are resolved against the file's directory.
+    Relative input paths (models, producers, folders) are resolved against the file's
+    directory; relative runtime paths (engines, archive) against the state directory
+    (``config/paths.py``).
     """
     p = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {p}: {exc.strerror}") from exc
-    return resolve_paths(parse_config(text, str(p)), p.parent)
+    runtime = state_dir(p.parent if path is not None else None)
+    return resolve_paths(parse_config(text, str(p)), p.parent, runtime)
 
 
-def resolve_paths(cfg: Config, base: Path) -> Config:
-    """Make every relative model/camera path absolute against ``base``."""
+def resolve_paths(cfg: Config, base: Path, runtime: Path | None = None) -> Config:
+    """Make every relative path absolute: inputs against ``base``, runtime paths against
+    ``runtime`` (default ``base``)."""
+    state = runtime if runtime is not None else base
 
     def fix(p: Path) -> Path:
         return p if p.is_absolute() else (base / p).resolve()
+
+    def fix_runtime(p: Path) -> Path:
+        return p if p.is_absolute() else (state / p).resolve()
 
     recipes = [
         r.model_copy(
@@ -100,7 +110,9 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
                     m.model_copy(
                         update={
                             "path": fix(m.path),
-                            "engine": m.engine.model_copy(update={"dir": fix(m.engine.dir)}),
+                            "engine": m.engine.model_copy(
+                                update={"dir": fix_runtime(m.engine.dir)}
+                            ),
                         }
                     )
                     for m in r.models
@@ -121,7 +133,7 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
     if camera.genicam.cti:
         genicam = camera.genicam.model_copy(update={"cti": [fix(p) for p in camera.genicam.cti]})
         camera = camera.model_copy(update={"genicam": genicam})
-    archive = cfg.archive.model_copy(update={"dir": fix(cfg.archive.dir)})
+    archive = cfg.archive.model_copy(update={"dir": fix_runtime(cfg.archive.dir)})
     return cfg.model_copy(update={"recipes": recipes, "camera": camera, "archive": archive})
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inspector.errors import BackendError
+from inspector.extras import install_hint
 
 
 def runtime() -> Any:
@@ -30,7 +31,9 @@ def runtime() -> Any:
         try:
             from cuda import cudart as rt  # cuda-python 12.x legacy layout
         except ImportError as exc:
-            raise BackendError(f"cuda-python is not installed: {exc}") from exc
+            raise BackendError(
+                f"cuda-python is not installed ({exc}): {install_hint('gpu')}"
+            ) from exc
     return rt
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from inspector import metrics
 from inspector.errors import BackendError
+from inspector.extras import install_hint
 
 _lock = threading.Lock()
 _failures = 0
@@ -34,7 +35,9 @@ def bindings() -> tuple[Any, Any]:
             from cuda import cuda as driver  # cuda-python 12.x legacy layout
             from cuda import nvrtc
         except ImportError as exc:
-            raise BackendError(f"cuda-python is not installed: {exc}") from exc
+            raise BackendError(
+                f"cuda-python is not installed ({exc}): {install_hint('gpu')}"
+            ) from exc
     return driver, nvrtc
 
 
