@@ -28,7 +28,7 @@ log = get_logger("inspector.cli")
 
 #: Modules that contribute subcommands with ``register_cli(subparsers)``; imported lazily
 #: and skipped only if the module itself is absent from this installation.
-PLUGINS = ("inspector.plc.cli", "inspector.camera.cli", "inspector.engine.cli")
+PLUGINS = ("inspector.plc.cli", "inspector.camera.cli", "inspector.engine.cli", "inspector.doctor")
 
 Handler = Callable[[argparse.Namespace], int]
 
