@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit test-gpu test-tensorrt bench clean
+.PHONY: run test lint typecheck unit systemd-tools test-gpu test-tensorrt bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v < (3, 14) else "inspector needs Python 3.10-3.13 (set PYTHON=...), found %d.%d" % v)'
@@ -27,11 +27,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) .cache/bin/promtool
+unit: $(STAMP) .cache/bin/promtool .cache/bin/prometheus systemd-tools
 	$(BIN)/python -m pytest -m "not gpu and not tensorrt" -q
 
-.cache/bin/promtool:
+# promtool (metrics lint, alert-rule unit tests) and the prometheus server (the
+# dashboard test scrapes a running daemon), unpacked from Debian's package.
+.cache/bin/promtool .cache/bin/prometheus:
 	tools/get-promtool.sh
+
+# systemd-analyze (the units' security score) and systemd-sysusers (install.sh).
+systemd-tools:
+	@command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null || \
+	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends systemd >/dev/null; }
 
 ## test-gpu: tests marked gpu (needs an NVIDIA GPU and cuda-python)
 test-gpu: $(STAMP)

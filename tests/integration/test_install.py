@@ -71,7 +71,6 @@ def snapshot(root: Path) -> dict[str, str]:
     return out
 
 
-@pytest.mark.slow
 def test_install_twice_is_install_once(tmp_path: Path, wheel: Path) -> None:
     root = tmp_path / "root"
     said = install(root, wheel, tmp_path)
@@ -114,7 +113,6 @@ def test_install_twice_is_install_once(tmp_path: Path, wheel: Path) -> None:
     assert (root / "etc/inspector/config.yaml").read_text() == edited
 
 
-@pytest.mark.slow
 def test_jetson_path(tmp_path: Path, wheel: Path) -> None:
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)

@@ -99,7 +99,6 @@ def test_missing_extra_names_the_distribution() -> None:
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.slow
 def test_wheel_runs_the_embedded_default(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     build = subprocess.run(
