@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import Backend, ModelInfo, TensorSpec
+from inspector.backends.base import Backend
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
 from inspector.extras import install_hint
+from inspector.model_info import ModelInfo, TensorSpec
 
 _DEFAULT_HW = (640, 640)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q")
 INSTALL = ("bash", str(REPO / "deploy/install.sh"), "--pip-args", "--no-deps --no-index")

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.support.common import REPO, free_port
 
 BIN = REPO / ".cache/bin"
 DASHBOARD = REPO / "deploy/grafana/dashboards/inspector.json"

@@ -20,7 +20,7 @@ import pytest
 
 from inspector.config import DEFAULT_CONFIG_PATH, load_config
 from inspector.extras import DIST_NAME
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -19,7 +19,7 @@ import pytest
 
 from inspector import doctor
 from inspector.errors import EXIT_CONFIG, EXIT_INTERNAL
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 UNITS = [REPO / "systemd/inspector.service", REPO / "systemd/inspector@.service"]
 MAX_EXPOSURE = 2.5

@@ -17,7 +17,7 @@ from typing import Any
 
 from inspector.config.paths import kernel_cache_dir
 from inspector.errors import BackendError
-from inspector.gpu.driver import bindings
+from inspector.nvidia.driver import bindings
 
 
 def cache_dir(arch: str) -> Path:
