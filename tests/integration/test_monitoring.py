@@ -66,7 +66,7 @@ def daemon_config(path: Path, port: int, *, plc: bool) -> Path:
 line: {{name: {"plc-line" if plc else "sim-line"}, cycle_budget_ms: 500}}
 trigger: {trigger}
 camera: {{type: sim, sim: {{width: 640, height: 512, pool_size: 8, seed: 7}}}}
-recipes: [{{id: 1, name: demo, models: [{{path: "{MODEL}", conf_floor: 0.25}}]}}]
+recipes: [{{id: 1, name: demo, models: [{{path: "{MODEL}"}}]}}]
 plc: {plc_cfg}
 metrics: {{port: {port}}}
 logging: {{format: json, ok_parts: summary}}
@@ -210,7 +210,8 @@ def test_dashboard_and_alerts_against_a_live_prometheus(tmp_path: Path) -> None:
         wait_until(
             "both daemons inspecting",
             lambda: (
-                len(query(prom_port, 'inspector_state{inspector_state="ready"} == 1')) == 2
+                _alive(daemons, tmp_path)
+                and len(query(prom_port, 'inspector_state{inspector_state="ready"} == 1')) == 2
                 and len(query(prom_port, "sum by (instance) (inspector_parts_total) > 5")) == 2
                 and len(query(prom_port, "inspector_plc_link_up == 1")) == 1
             ),
@@ -247,6 +248,15 @@ def test_dashboard_and_alerts_against_a_live_prometheus(tmp_path: Path) -> None:
         assert codes[name] == 0, log[-3000:]
         after_stop = log[log.index('"stop_requested"') :]
         assert '"level": "error"' not in after_stop, after_stop
+
+
+def _alive(daemons: dict[str, subprocess.Popen[str]], logs: Path) -> bool:
+    """True while every daemon runs; fails the test with its log when one has exited."""
+    for name, proc in daemons.items():
+        if proc.poll() is not None:
+            tail = (logs / f"{name}.log").read_text()[-2000:]
+            pytest.fail(f"{name} daemon exited {proc.returncode}: {tail}")
+    return True
 
 
 def _ready(port: int) -> bool:
