@@ -4,13 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit test-gpu test-tensorrt bench clean
+.PHONY: run test lint typecheck unit systemd-tools test-gpu test-tensorrt bench clean
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v < (3, 13) else "inspector needs Python 3.10-3.12 (set PYTHON=...), found %d.%d" % v)'
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v < (3, 14) else "inspector needs Python 3.10-3.13 (set PYTHON=...), found %d.%d" % v)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 ## run: the daemon on its embedded default (sim line, demo model, CPU, PLC simulator)
@@ -28,11 +28,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) .cache/bin/promtool .cache/bin/mosquitto
+unit: $(STAMP) .cache/bin/promtool .cache/bin/prometheus .cache/bin/mosquitto systemd-tools
 	$(BIN)/python -m pytest -m "not gpu and not tensorrt" -q
 
-.cache/bin/promtool:
+# promtool (metrics lint, alert-rule unit tests) and the prometheus server (the
+# dashboard test scrapes a running daemon), unpacked from Debian's package.
+.cache/bin/promtool .cache/bin/prometheus:
 	tools/get-promtool.sh
+
+# systemd-analyze (the units' security score) and systemd-sysusers (install.sh).
+systemd-tools:
+	@command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null || \
+	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends systemd >/dev/null; }
 
 # The MQTT tests start their own mosquitto (Debian package) on a free loopback port.
 .cache/bin/mosquitto:

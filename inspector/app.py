@@ -229,15 +229,16 @@ class App:
 
     def _start(self) -> None:
         cfg = self.cfg
+        metrics.configure(cfg.line.cycle_budget_ms)
         metrics.BUILD_INFO.info(
             {
                 "version": __version__,
                 "model_hash": self.model_hash,
                 "config_hash": self.config_hash,
-                "line": cfg.line.name,
+                "line_name": cfg.line.name,
             }
         )
-        metrics.STATE.set(0)
+        metrics.set_state(0)
         check_cpus(cfg.pipeline.cpus)
         if problems := check_environment(cfg):  # the same checks as check-config
             raise ConfigError("\n".join(problems))
@@ -310,7 +311,7 @@ class App:
         sinks.extend(self.plant.sinks)
         slow: list[QueuedSink] = []
         if cfg.logging.per_part:
-            slow.append(QueuedSink(LogSink(), "log"))
+            slow.append(QueuedSink(LogSink(cfg.logging), "log"))
         if cfg.archive.enabled:
             archive = Archive(cfg.archive)
             archive.start()  # never raises: an unwritable archive is off, with a fault flag
@@ -391,7 +392,7 @@ class App:
 
     def _set_state(self, state: int, error_code: int = 0) -> None:
         """STATE for metrics and, when linked, the PLC (0 boot … 4 offline)."""
-        metrics.STATE.set(state)
+        metrics.set_state(state)
         if self.plc is not None:
             self.plc.set_state(state, error_code)
         if self.plant is not None:
@@ -490,7 +491,7 @@ class App:
         if self.metrics_server is not None:
             self.metrics_server.stop()
             self.metrics_server = None
-        metrics.STATE.set(3 if self.supervisor.faulted else 4)
+        metrics.set_state(3 if self.supervisor.faulted else 4)
         self._started.clear()
         log.info("stopped", seconds=round(time.monotonic() - t0, 3), exit_code=self.exit_code)
 

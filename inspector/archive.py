@@ -40,7 +40,8 @@ import cv2
 from inspector import metrics
 from inspector.config import ArchiveConfig
 from inspector.logging import RateLimitedLog, get_logger
-from inspector.types import Frame, PartResult, Verdict
+from inspector.sinks import part_record
+from inspector.types import Frame, PartResult
 
 log = get_logger(__name__)
 #: A full disk stays full for a while: one line a minute says so (with a suppressed count).
@@ -100,7 +101,7 @@ class Archive:
             self._count("failed")
             return
         try:
-            stem = self._save(result.frame, result.trigger.part_id, result.verdict)
+            stem = self._save(result.frame, result)
         except (OSError, cv2.error) as exc:
             self._count("failed")
             self._go_off("archive_write_failed", exc)
@@ -167,21 +168,18 @@ class Archive:
             log.warning("archive_orphans_removed", count=len(orphans))
         return sorted(pngs & jsons)
 
-    def _save(self, frame: Frame, part_id: int, verdict: Verdict) -> Path:
+    def _save(self, frame: Frame, result: PartResult) -> Path:
         """Write the image and its sidecar as a pair; on any failure, neither remains."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        stem = self.cfg.dir / f"{stamp}_{part_id:010d}_{verdict.reason.value}"
+        part_id, reason = result.trigger.part_id, result.verdict.reason.value
+        stem = self.cfg.dir / f"{stamp}_{part_id:010d}_{reason}"
         image = frame.image[:, :, ::-1] if frame.pixel_format == "RGB8" else frame.image
         ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:
             raise OSError(f"cannot encode a {frame.pixel_format} frame of {image.shape} as PNG")
-        meta = {
-            "part_id": part_id,
-            "pixel_format": frame.pixel_format,
-            "reason": verdict.reason.value,
-            "detail": verdict.detail,
-            "findings": [f.to_record() for f in verdict.findings],
-        }
+        # The log's field names (part_record), plus what only the archive knows.
+        image_name = stem.with_suffix(".png").name
+        meta = {**part_record(result), "image": image_name, "pixel_format": frame.pixel_format}
         files = [
             (stem.with_suffix(".png"), png.tobytes()),
             (stem.with_suffix(".json"), json.dumps(meta).encode()),

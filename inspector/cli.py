@@ -41,6 +41,7 @@ COMMANDS = Registry(
         "plc-sim": "inspector.sim.cli:register_cli",
         "camera": "inspector.camera.cli:register_cli",
         "engine": "inspector.engine_cli:register_cli",
+        "doctor": "inspector.doctor:register_cli",
         "eval": "inspector.evaluation.cli:register_cli",
     },
 )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.config import ModelConfig, RulesConfig, load_config
+from inspector.config.paths import default_engine_dir
 from inspector.engine import cache
 from inspector.engine.manifest import manifest_path, read_manifest, sha256_bytes
 from inspector.engine.options import BuildRequest, parse_shapes
@@ -73,7 +74,13 @@ def register_cli(subparsers: Any) -> None:
         metavar="PATH",
         help="timing cache reused between builds (default: one per TRT/GPU in --out)",
     )
-    p.add_argument("--out", type=Path, default=Path("engines"), help="engine directory")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="engine directory (default: the -c config's engine.dir, which the daemon reads; "
+        "else $STATE_DIRECTORY/engines under systemd, else ./engines)",
+    )
     p.add_argument(
         "--golden",
         type=Path,
@@ -128,6 +135,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise ConfigError(f"{onnx}: no such ONNX file")
     model, rules = _model_from_config(args.config, onnx)
     precision = args.precision or (model.engine.precision if model else "fp16")
+    if args.out is None:  # where the daemon looks: the config's engine.dir (config/paths.py)
+        args.out = model.engine.dir if model else default_engine_dir()
     tools = toolchain()  # EngineError with install instructions when TensorRT is missing
     request = BuildRequest(
         onnx=onnx, out_dir=args.out, precision=precision, dla_core=args.dla,

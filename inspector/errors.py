@@ -24,6 +24,10 @@ class ConfigError(InspectorError):
     """The configuration (YAML, recipe, rule) is invalid."""
 
 
+class MissingExtra(ConfigError):
+    """An optional dependency (a pip extra) is not installed: an environment error, exit 78."""
+
+
 class CameraError(InspectorError):
     """Acquisition failed: no device, lost device, timeout, damaged buffer."""
 

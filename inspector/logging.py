@@ -8,12 +8,19 @@ that one writer thread empties into stdout (or journald's pipe). A stalled reade
 fills the queue; further lines are dropped and counted
 (``inspector_log_lines_dropped_total``), and a summary line says how many once the
 reader is back. ``flush()`` drains the queue at exit.
+
+Under systemd, stdout is the journal's stream (``$JOURNAL_STREAM`` names its
+device:inode). Each line then starts with its syslog priority, ``<3>`` for error,
+``<4>`` warning, ``<6>`` info, ``<7>`` debug (sd-daemon(3)), which journald strips and
+stores as PRIORITY, so ``journalctl -p err`` finds the errors. The prefix is added to
+the rendered line before it is queued: writing stays non-blocking.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 import sys
 import threading
 import time
@@ -111,6 +118,34 @@ class RateLimitedLog:
         return True
 
 
+#: sd-daemon(3) / syslog priorities of structlog's method names.
+SYSLOG_PRIORITY = {
+    "critical": 2,
+    "exception": 3,
+    "error": 3,
+    "warning": 4,
+    "warn": 4,
+    "info": 6,
+    "debug": 7,
+}
+
+
+def is_journal_stream(out: Any) -> bool:
+    """True when ``out`` is the stream systemd connected to the journal (``$JOURNAL_STREAM``)."""
+    spec = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        dev, ino = (int(x) for x in spec.split(":"))
+        st = os.fstat(out.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
+
+
+def add_syslog_priority(_logger: Any, method_name: str, rendered: str) -> str:
+    """Prefix a rendered line with its ``<N>`` priority (the last processor, for journald)."""
+    return f"<{SYSLOG_PRIORITY.get(method_name, 6)}>{rendered}"
+
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -120,15 +155,21 @@ _LEVELS = {
 
 
 def configure(cfg: LoggingConfig | None = None, *, stream: Any = None) -> None:
-    """Set up structlog: console renderer on a TTY (or format=console), JSON otherwise."""
+    """Set up structlog: console renderer on a TTY (or format=console), JSON otherwise.
+
+    Lines get journald priority prefixes when the stream (stdout by default) is the
+    journal's (``is_journal_stream``).
+    """
     global _stream
     cfg = cfg or LoggingConfig()
     if stream is None:
         if _stream is None or _stream.out is not sys.stdout:
             _stream = NonBlockingStream(sys.stdout)
         out: Any = _stream
+        journal = is_journal_stream(sys.stdout)
     else:
         out = stream
+        journal = is_journal_stream(stream)
     use_console = cfg.format == "console" or (cfg.format == "auto" and out.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=out.isatty())
@@ -138,6 +179,9 @@ def configure(cfg: LoggingConfig | None = None, *, stream: Any = None) -> None:
     # pymodbus logs every failed request and frame dumps through stdlib logging; the
     # PLC link reports those errors itself, rate-limited, so keep pymodbus quiet.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    # After the renderer: the processor gets the rendered line (structlog allows it,
+    # its type stubs expect an event dict).
+    last: list[Any] = [add_syslog_priority] if journal else []
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -146,6 +190,7 @@ def configure(cfg: LoggingConfig | None = None, *, stream: Any = None) -> None:
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
+            *last,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[cfg.level]),
         logger_factory=structlog.WriteLoggerFactory(file=out),

@@ -1,60 +1,161 @@
 """Every Prometheus metric of the daemon, declared here and nowhere else.
 
-Grafana dashboards scrape these; names follow Prometheus conventions (base units,
-``_total`` for counters). All metrics live in ``REGISTRY`` rather than the process-wide
-default, so tests and tools can start several daemons in one process. ``serve()`` binds
-127.0.0.1 unless the config says otherwise.
+Grafana dashboards (``deploy/grafana/``) and alert rules (``deploy/prometheus/``) read
+these. Conventions, as Prometheus expects them:
+
+* base units (seconds, bytes, celsius); every counter's name ends in ``_total``;
+* a value that is unknown is absent, not 0: ``KnownGauge`` (PLC link without a PLC,
+  camera temperature without a sensor) exposes nothing until it is set;
+* label values are pre-created (``configure``), so ``rate()`` sees a 0 before the
+  first event; no ``_created`` series;
+* the cycle and stage histograms' buckets are fractions of ``line.cycle_budget_ms``:
+  ``configure(cycle_budget_ms)`` is called once by ``App`` before anything observes;
+* ``inspector_build_info`` carries no label a scrape config commonly sets (``line``,
+  ``instance``, ``job``): the config's line name is ``line_name``;
+* process (``process_*``) and platform (``python_info``) collectors on ``REGISTRY``.
+
+All metrics live in ``REGISTRY`` rather than the process-wide default, so tests and
+tools can start several daemons in one process. ``serve()`` binds 127.0.0.1 unless the
+config says otherwise.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Enum,
     Gauge,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
     start_http_server,
 )
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
 
-# Buckets clustered around the 30 ms default budget, in seconds.
-CYCLE_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05, 0.075, 0.1, 0.25, 1.0)
-STAGE_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25)
+
+class KnownGauge(Collector):
+    """A gauge that is absent until its value is known, and again after ``clear()``.
+
+    For values a line may not have at all (the PLC link of a line without a PLC, the
+    temperature of a camera without a sensor): a plain ``Gauge`` would read 0, which a
+    dashboard or an alert takes for a fact.
+    """
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._value: float | None = None
+        registry.register(self)
+
+    def set(self, value: float) -> None:
+        self._value = float(value)
+
+    def clear(self) -> None:
+        self._value = None
+
+    def get(self) -> float | None:
+        return self._value
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterable[Metric]:
+        value = self._value
+        if value is None:
+            return []
+        return [GaugeMetricFamily(self.name, self.documentation, value=value)]
+
+
+#: Cycle histogram bounds as fractions of the cycle budget (1.0 is the budget itself).
+CYCLE_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2, 3, 5, 10)
+#: Stage histogram bounds as fractions of the cycle budget.
+STAGE_FRACTIONS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2, 5)
+#: Modbus round trips do not scale with the budget (seconds).
 REQUEST_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5)
+DEFAULT_BUDGET_MS = 30.0
+
+#: Label values known in advance, pre-created by ``configure`` (and at import).
+NG_REASONS = (
+    "defect",
+    "count",
+    "timeout",
+    "no_image",
+    "image_quality",
+    "error",
+    "overrun",
+    "offline",
+)
+#: inspector_image_quality_rejects_total{check}: the image-quality gate's checks.
+QUALITY_CHECKS = ("brightness", "contrast", "saturation", "focus", "presence")
+VERDICT_REASONS: tuple[tuple[str, str], ...] = (("ok", "ok"), *(("ng", r) for r in NG_REASONS))
+STAGES = ("grab", "preprocess", "infer", "postprocess", "decide")
+PLC_OPS = ("read", "write")
+PLC_ERROR_KINDS = ("connect", "io", "unknown_recipe", "result_dropped", "result_link_stopped")
+#: ``inspector_state`` values, in the order of the PLC's STATE register (0..4).
+STATES = ("boot", "ready", "busy", "fault", "offline")
+
+
+def budget_buckets(budget_ms: float, fractions: Sequence[float]) -> tuple[float, ...]:
+    """Histogram bounds in seconds: ``fractions`` of the budget, 6 significant digits."""
+    return tuple(float(f"{budget_ms / 1000 * f:.6g}") for f in fractions)
+
 
 # --------------------------------------------------------------------- pipeline
 PARTS = Counter(
-    "inspector_parts",
+    "inspector_parts_total",
     "Parts given a verdict, by verdict (ok/ng) and reason code.",
     ["verdict", "reason"],
     registry=REGISTRY,
 )
-STAGE_SECONDS = Histogram(
-    "inspector_stage_seconds",
-    "Time spent per pipeline stage (grab, preprocess, infer, postprocess, decide).",
-    ["stage"],
-    buckets=STAGE_BUCKETS,
+CYCLE_BUDGET = Gauge(
+    "inspector_cycle_budget_seconds",
+    "The line's cycle budget (line.cycle_budget_ms): trigger to verdict.",
     registry=REGISTRY,
 )
-CYCLE_SECONDS = Histogram(
-    "inspector_cycle_seconds",
-    "Trigger-to-verdict time per part.",
-    buckets=CYCLE_BUCKETS,
-    registry=REGISTRY,
-)
+
+
+def _stage_histogram(budget_ms: float) -> Histogram:
+    return Histogram(
+        "inspector_stage_seconds",
+        "Time spent per pipeline stage (grab, preprocess, infer, postprocess, decide).",
+        ["stage"],
+        buckets=budget_buckets(budget_ms, STAGE_FRACTIONS),
+        registry=REGISTRY,
+    )
+
+
+def _cycle_histogram(budget_ms: float) -> Histogram:
+    return Histogram(
+        "inspector_cycle_seconds",
+        "Trigger-to-verdict time per part; the bucket le=budget is the cycle budget.",
+        buckets=budget_buckets(budget_ms, CYCLE_FRACTIONS),
+        registry=REGISTRY,
+    )
+
+
+STAGE_SECONDS = _stage_histogram(DEFAULT_BUDGET_MS)
+CYCLE_SECONDS = _cycle_histogram(DEFAULT_BUDGET_MS)
 DEADLINE_MISSES = Counter(
-    "inspector_deadline_misses",
+    "inspector_deadline_misses_total",
     "Parts whose verdict was not ready within the cycle budget (NG timeout).",
     registry=REGISTRY,
 )
 OVERRUNS = Counter(
-    "inspector_overruns",
+    "inspector_overruns_total",
     "Triggers refused because the pipeline was full (NG overrun).",
     registry=REGISTRY,
 )
@@ -64,54 +165,65 @@ QUEUE_DEPTH = Gauge(
     ["queue"],
     registry=REGISTRY,
 )
-FPS = Gauge(
-    "inspector_frames_per_second",
-    "Parts inspected per second over the last few seconds.",
-    registry=REGISTRY,
-)
-RECIPE = Gauge(
+RECIPE = KnownGauge(
     "inspector_recipe_id",
-    "Recipe id of the last part inspected.",
+    "Recipe id of the last part inspected (absent before the first part).",
     registry=REGISTRY,
 )
-STATE = Gauge(
+STATE = Enum(
     "inspector_state",
-    "Daemon state as reported to the PLC: 0 boot, 1 ready, 2 busy, 3 fault, 4 offline.",
+    "Daemon state as reported to the PLC (STATE register): boot, ready, busy, fault, offline.",
+    states=list(STATES),
     registry=REGISTRY,
 )
 BUILD_INFO = Info(
     "inspector_build",
-    "Version of the daemon and fingerprints of the model set and config in force.",
+    "Version of the daemon, the config's line name (line_name) and fingerprints of the "
+    "model set and config in force.",
     registry=REGISTRY,
 )
 
 # ----------------------------------------------------------------------- camera
 CAMERA_FRAMES = Counter(
-    "inspector_camera_frames", "Frames delivered by the camera.", registry=REGISTRY
+    "inspector_camera_frames_total", "Frames delivered by the camera.", registry=REGISTRY
 )
 CAMERA_TIMEOUTS = Counter(
-    "inspector_camera_timeouts", "Frame fetches that timed out.", registry=REGISTRY
+    "inspector_camera_timeouts_total", "Frame fetches that timed out.", registry=REGISTRY
 )
 CAMERA_INCOMPLETE = Counter(
-    "inspector_camera_incomplete_frames",
+    "inspector_camera_incomplete_frames_total",
     "Incomplete or damaged buffers, dropped and never inferred on.",
     registry=REGISTRY,
 )
 CAMERA_RECONNECTS = Counter(
-    "inspector_camera_reconnects", "Camera reconnect attempts.", registry=REGISTRY
+    "inspector_camera_reconnects_total", "Camera reconnect attempts.", registry=REGISTRY
 )
 CAMERA_UP = Gauge(
-    "inspector_camera_up", "1 while the camera is open and acquiring.", registry=REGISTRY
+    "inspector_camera_up",
+    "1 while the camera (any source: sim, folder, genicam) is open and acquiring.",
+    registry=REGISTRY,
 )
-CAMERA_TEMPERATURE = Gauge(
+CAMERA_TEMPERATURE = KnownGauge(
     "inspector_camera_temperature_celsius",
-    "Device temperature, where the camera exposes DeviceTemperature.",
+    "Device temperature, where the camera exposes DeviceTemperature (absent otherwise).",
     registry=REGISTRY,
 )
 
 # -------------------------------------------------------------------------- PLC
-PLC_LINK_UP = Gauge(
-    "inspector_plc_link_up", "1 while the Modbus TCP link is up.", registry=REGISTRY
+PLC_LINK_UP = KnownGauge(
+    "inspector_plc_link_up",
+    "1 while the Modbus TCP link is up and in sync, 0 while down; absent without a PLC.",
+    registry=REGISTRY,
+)
+PLC_ENABLED = KnownGauge(
+    "inspector_plc_enabled",
+    "The PLC's ENABLE register as last read (1 line running); absent without a PLC link.",
+    registry=REGISTRY,
+)
+PLC_HEARTBEAT_AGE = KnownGauge(
+    "inspector_plc_heartbeat_age_seconds",
+    "Time since PLC_HEARTBEAT last moved, at the last poll; absent while the link is down.",
+    registry=REGISTRY,
 )
 PLC_REQUEST_SECONDS = Histogram(
     "inspector_plc_request_seconds",
@@ -121,19 +233,21 @@ PLC_REQUEST_SECONDS = Histogram(
     registry=REGISTRY,
 )
 PLC_RECONNECTS = Counter(
-    "inspector_plc_reconnects", "PLC link reconnect attempts.", registry=REGISTRY
+    "inspector_plc_reconnects_total", "PLC link reconnect attempts.", registry=REGISTRY
 )
 PLC_MISSED_TRIGGERS = Counter(
-    "inspector_plc_missed_triggers",
+    "inspector_plc_missed_triggers_total",
     "Triggers the vision never inspected: no longer in the trigger ring, seen after their "
     "deadline, raised while the link was down, or after the daemon stopped taking parts.",
     registry=REGISTRY,
 )
 PLC_ERRORS = Counter(
-    "inspector_plc_errors", "PLC link errors, by kind.", ["kind"], registry=REGISTRY
+    "inspector_plc_errors_total", "PLC link errors, by kind.", ["kind"], registry=REGISTRY
 )
-PLC_PENDING_RESULTS = Gauge(
-    "inspector_plc_pending_results", "Results written but not yet acknowledged.", registry=REGISTRY
+PLC_PENDING_RESULTS = KnownGauge(
+    "inspector_plc_pending_results",
+    "Results written but not yet acknowledged (absent without a PLC link).",
+    registry=REGISTRY,
 )
 PLC_RESULTS_DROPPED = Counter(
     "inspector_plc_results_dropped_total",
@@ -158,8 +272,8 @@ PLC_REFUSED_REQUESTS = Counter(
 )
 
 # -------------------------------------------------------------------------- GPU
-GPU_CUDA_FAILURES = Gauge(
-    "inspector_gpu_cuda_failures",
+GPU_CUDA_FAILURES = Counter(
+    "inspector_gpu_cuda_failures_total",
     "CUDA call failures in this process (sticky errors need a restart).",
     registry=REGISTRY,
 )
@@ -232,18 +346,19 @@ def serve(host: str = "127.0.0.1", port: int = 9108) -> MetricsServer:
 
 
 # ---------------------------------------- camera, GenICam source (issue 4, camera/genicam.py)
-CAMERA_FPS = Gauge(
+CAMERA_FPS = KnownGauge(
     "inspector_camera_frames_per_second",
-    "Frames per second the camera delivered, over its last 32 frames.",
+    "Frames per second the GenICam camera delivered, over its last 32 frames (absent for "
+    "sources without a frame clock: use rate(inspector_camera_frames_total)).",
     registry=REGISTRY,
 )
 CAMERA_LOST_FRAMES = Counter(
-    "inspector_camera_lost_frames",
+    "inspector_camera_lost_frames_total",
     "Hardware trigger: frame ids missing from the sequence; their parts are NG no_image.",
     registry=REGISTRY,
 )
 CAMERA_STALE_FRAMES = Counter(
-    "inspector_camera_stale_frames",
+    "inspector_camera_stale_frames_total",
     "Triggered camera: frames dropped because their part had already given up (late).",
     registry=REGISTRY,
 )
@@ -321,3 +436,54 @@ OPCUA_UPDATES = Counter(
     "Part results written into the OPC UA address space.",
     registry=REGISTRY,
 )
+
+
+def precreate_labels() -> None:
+    """Create every label value known in advance, so each series exists from the start."""
+    for verdict, reason in VERDICT_REASONS:
+        PARTS.labels(verdict, reason)
+    for stage in STAGES:
+        STAGE_SECONDS.labels(stage)
+    for op in PLC_OPS:
+        PLC_REQUEST_SECONDS.labels(op)
+    for kind in PLC_ERROR_KINDS:
+        PLC_ERRORS.labels(kind)
+    for check in QUALITY_CHECKS:
+        IMAGE_QUALITY_REJECTS.labels(check)
+
+
+def configure(cycle_budget_ms: float) -> None:
+    """Prepare the metrics for one daemon run; ``App`` calls it before anything observes.
+
+    Rebuilds the cycle and stage histograms with buckets that are fractions of
+    ``cycle_budget_ms`` (their counts start again at 0), sets
+    ``inspector_cycle_budget_seconds``, pre-creates label values, and forgets every
+    ``KnownGauge`` of a previous run in this process (a PLC link that is not
+    configured now is absent, not stale).
+    """
+    global CYCLE_SECONDS, STAGE_SECONDS
+    for old in (CYCLE_SECONDS, STAGE_SECONDS):
+        REGISTRY.unregister(old)
+    CYCLE_SECONDS = _cycle_histogram(cycle_budget_ms)
+    STAGE_SECONDS = _stage_histogram(cycle_budget_ms)
+    CYCLE_BUDGET.set(cycle_budget_ms / 1000)
+    for known in (
+        RECIPE,
+        CAMERA_TEMPERATURE,
+        CAMERA_FPS,
+        PLC_LINK_UP,
+        PLC_ENABLED,
+        PLC_HEARTBEAT_AGE,
+        PLC_PENDING_RESULTS,
+    ):
+        known.clear()
+    precreate_labels()
+
+
+def set_state(state: int) -> None:
+    """``inspector_state`` from a STATE register value (0 boot … 4 offline)."""
+    STATE.state(STATES[state])
+
+
+CYCLE_BUDGET.set(DEFAULT_BUDGET_MS / 1000)
+precreate_labels()

@@ -18,7 +18,8 @@ from inspector.config import FolderCameraConfig
 from inspector.errors import CameraError
 from inspector.inspect import LoadedRecipe, inspect_part
 from inspector.seq import seq_of_count
-from inspector.types import Trigger, Verdict
+from inspector.sinks import part_record
+from inspector.types import PartResult, Trigger, Verdict
 
 
 @dataclass
@@ -93,15 +94,12 @@ def replay(recipe: LoadedRecipe, images: Path, labels: Path | None, out: IO[str]
             verdict, stage_ns = inspect_part(frame, recipe)
             truth_ng = None if frame.truth is None else len(frame.truth) > 0
             confusion.add(truth_ng, verdict)
-            record = {
-                "image": frame.source_name,
-                "verdict": "OK" if verdict.ok else "NG",
-                "reason": verdict.reason.value,
-                "detail": verdict.detail,
-                "truth": None if truth_ng is None else ("NG" if truth_ng else "OK"),
-                "findings": [f.to_record() for f in verdict.findings],
-                "ms": {k: round(v / 1e6, 3) for k, v in stage_ns.items()},
-            }
+            # The log's and archive's field names (part_record); cycle_ms is the sum of
+            # the stages, since replay has no trigger clock.
+            result = PartResult(trig, verdict, sum(stage_ns.values()), stage_ns, frame.frame_id)
+            record = part_record(result)
+            record["image"] = frame.source_name
+            record["truth"] = None if truth_ng is None else ("NG" if truth_ng else "OK")
             out.write(json.dumps(record) + "\n")
     finally:
         camera.close()

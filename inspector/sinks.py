@@ -19,14 +19,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 from inspector import metrics
+from inspector.config import LoggingConfig
 from inspector.logging import RateLimitedLog, get_logger
 from inspector.supervisor import Supervisor
 from inspector.types import PartResult, Reason
 
 log = get_logger("inspector.part")
 _errors = RateLimitedLog(get_logger(__name__))
-
-_FPS_WINDOW_NS = 5_000_000_000
 
 
 class ResultSink(Protocol):
@@ -36,10 +35,7 @@ class ResultSink(Protocol):
 
 
 class MetricsSink:
-    """Counts verdicts and reasons, observes stage and cycle times, tracks parts/s."""
-
-    def __init__(self) -> None:
-        self._recent: collections.deque[int] = collections.deque()
+    """Counts verdicts and reasons, observes stage and cycle times (parts/s is a rate())."""
 
     def publish(self, result: PartResult) -> None:
         v = result.verdict
@@ -50,12 +46,6 @@ class MetricsSink:
         if v.reason is Reason.TIMEOUT:
             metrics.DEADLINE_MISSES.inc()
         metrics.RECIPE.set(result.trigger.recipe_id)
-        now = time.monotonic_ns()
-        self._recent.append(now)
-        while self._recent and now - self._recent[0] > _FPS_WINDOW_NS:
-            self._recent.popleft()
-        span_s = max((now - self._recent[0]) / 1e9, 1e-9)
-        metrics.FPS.set((len(self._recent) - 1) / span_s if len(self._recent) > 1 else 0.0)
 
 
 class ErrorStreak:
@@ -94,15 +84,70 @@ def part_record(result: PartResult) -> dict[str, object]:
 
 
 class LogSink:
-    """One structured log line per part: part_id, verdict, reason, latency, findings."""
+    """Part log lines: every NG part (warning), OK parts as ``logging.ok_parts`` says.
+
+    ``all``: one ``part`` line per OK part. ``sample``: one in ``ok_sample_every``
+    (the first, then every n-th), marked ``sampled``. ``summary``: none. With ``sample``
+    and ``summary``, a ``parts_summary`` line every ``summary_period_s`` (and at close)
+    counts every part of the period by verdict and reason, with the worst cycle time.
+    The fields of a ``part`` line are ``part_record``'s (findings cut to 5).
+    """
+
+    def __init__(self, cfg: LoggingConfig | None = None) -> None:
+        self.cfg = cfg or LoggingConfig()
+        self._ok_seen = 0
+        self._period_ns = int(self.cfg.summary_period_s * 1e9)
+        self._period_start_ns = time.monotonic_ns()
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._worst_cycle_ns = 0
 
     def publish(self, result: PartResult) -> None:
+        v = result.verdict
+        if v.ok:
+            self._ok_seen += 1
+            mode = self.cfg.ok_parts
+            if mode == "all":
+                log.info("part", **self._fields(result))
+            elif mode == "sample" and (self._ok_seen - 1) % self.cfg.ok_sample_every == 0:
+                log.info("part", sampled=self.cfg.ok_sample_every, **self._fields(result))
+        else:
+            log.warning("part", **self._fields(result))
+        if self.cfg.ok_parts != "all":
+            self._count(result)
+
+    @staticmethod
+    def _fields(result: PartResult) -> dict[str, object]:
         fields = part_record(result)
         fields["findings"] = [f.to_record() for f in result.verdict.findings[:5]]
-        if result.verdict.ok:
-            log.info("part", **fields)
-        else:
-            log.warning("part", **fields)
+        return fields
+
+    def _count(self, result: PartResult) -> None:
+        v = result.verdict
+        self._counts[f"{'ok' if v.ok else 'ng'}:{v.reason.value}"] += 1
+        self._worst_cycle_ns = max(self._worst_cycle_ns, result.cycle_ns)
+        if time.monotonic_ns() - self._period_start_ns >= self._period_ns:
+            self.summarise()
+
+    def summarise(self) -> None:
+        """Log the period's ``parts_summary`` (if it had parts) and start a new period."""
+        now = time.monotonic_ns()
+        counts, self._counts = self._counts, collections.Counter()
+        if counts:
+            ng = {k[3:]: n for k, n in sorted(counts.items()) if k.startswith("ng:")}
+            log.info(
+                "parts_summary",
+                period_s=round((now - self._period_start_ns) / 1e9, 1),
+                parts=sum(counts.values()),
+                ok=counts["ok:ok"],
+                ng=sum(ng.values()),
+                ng_reasons=ng,
+                worst_cycle_ms=round(self._worst_cycle_ns / 1e6, 2),
+            )
+        self._period_start_ns, self._worst_cycle_ns = now, 0
+
+    def close(self) -> None:
+        """The last period's summary (``QueuedSink.close`` calls it after the drain)."""
+        self.summarise()
 
 
 class QueuedSink:

@@ -76,6 +76,7 @@ class Supervisor:
         that ends by itself means nothing does its job any more.
         """
         expected_stop = stops_with or self.stop
+        metrics.THREAD_FAULTS.labels(name)  # the series exists (0) while nothing faulted
 
         def run() -> None:
             try:

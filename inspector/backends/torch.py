@@ -27,6 +27,7 @@ from inspector.backends.base import Backend
 from inspector.backends.device import DeviceTensor
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
+from inspector.extras import install_hint
 from inspector.model_info import ModelInfo, TensorSpec
 
 _DEFAULT_HW = (640, 640)
@@ -53,7 +54,9 @@ class TorchBackend(Backend):
         try:
             import torch
         except ImportError as exc:
-            raise BackendError(f"backend 'torch' needs PyTorch: {exc}") from exc
+            raise BackendError(
+                f"backend 'torch' needs PyTorch ({exc}): {install_hint('torch')}"
+            ) from exc
         self._torch = torch
         dev = self._device_name or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = torch.device(dev)

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from inspector import metrics
 from inspector.camera.base import FrameAllocator
 from inspector.camera.header import read_header
 from inspector.config import FolderCameraConfig
@@ -199,6 +200,7 @@ class FolderCamera:
         self._files = files
         self._next = 0
         self._exhausted = False
+        metrics.CAMERA_UP.set(1)
 
     def grab(self, trigger: Trigger) -> Frame:
         """The next image in name order (``trigger`` is not needed to choose it)."""
@@ -220,6 +222,7 @@ class FolderCamera:
             np.copyto(slot, image)
             image = slot
         self._frame_id += 1
+        metrics.CAMERA_FRAMES.inc()
         return Frame(
             image=image,
             pixel_format=self.cfg.pixel_format,
@@ -232,3 +235,4 @@ class FolderCamera:
     def close(self) -> None:
         """Forget the file list; safe to call twice."""
         self._files = None
+        metrics.CAMERA_UP.set(0)

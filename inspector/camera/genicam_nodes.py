@@ -19,6 +19,7 @@ from typing import Any
 
 from inspector.config import GenicamCameraConfig
 from inspector.errors import CameraError, ConfigError
+from inspector.extras import require
 
 
 def resolve_cti(cti: list[Path]) -> list[Path]:
@@ -41,9 +42,8 @@ def resolve_cti(cti: list[Path]) -> list[Path]:
 def open_harvester(cti: list[Path]) -> Any:
     """A harvesters ``Harvester`` with the producer file(s) loaded (``resolve_cti``) and
     its device list updated; the caller ``reset()``s it. Reset here if that fails."""
-    from harvesters.core import Harvester
-
-    harvester = Harvester()
+    require("genicam.genapi", "camera", "a GenICam camera")
+    harvester = require("harvesters.core", "camera", "a GenICam camera").Harvester()
     try:
         for path in resolve_cti(cti):
             harvester.add_file(str(path), check_existence=True)

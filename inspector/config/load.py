@@ -14,11 +14,13 @@ import yaml
 from pydantic import ValidationError
 
 from inspector.config.models import ModelConfig
+from inspector.config.paths import state_dir
 from inspector.config.plant import resolve_plant_paths
 from inspector.config.root import Config
 from inspector.errors import ConfigError
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent.parent / "config.yaml"
+#: The embedded default, shipped inside the package with the demo model it names.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "data" / "default_config.yaml"
 
 Loc = tuple[int | str, ...]
 
@@ -126,12 +128,15 @@ def parse_config(text: str, source: str = "<config>") -> Config:
 
 
 def load_config(path: Path | str | None = None) -> Config:
-    """Read and validate a config file (default: the repository's config.yaml).
+    """Read and validate a config file (default: the embedded default of the package).
 
-    Relative paths inside the config are resolved against the file's directory.
+    Relative input paths (models, producers, folders) are resolved against the file's
+    directory; relative runtime paths (engines, archive) against the state directory
+    (``config/paths.py``).
     """
     p = Path(path) if path is not None else DEFAULT_CONFIG_PATH
-    return resolve_paths(parse_config(read_config_text(p), str(p)), p.parent)
+    runtime = state_dir(p.parent if path is not None else None)
+    return resolve_paths(parse_config(read_config_text(p), str(p)), p.parent, runtime)
 
 
 def read_config_text(p: Path) -> str:
@@ -154,16 +159,21 @@ def read_config_text(p: Path) -> str:
         ) from exc
 
 
-def resolve_paths(cfg: Config, base: Path) -> Config:
-    """Make every relative model/camera path absolute against ``base``."""
+def resolve_paths(cfg: Config, base: Path, runtime: Path | None = None) -> Config:
+    """Make every relative path absolute: inputs against ``base``, runtime paths against
+    ``runtime`` (default ``base``)."""
+    state = runtime if runtime is not None else base
 
     def fix(p: Path) -> Path:
         return p if p.is_absolute() else (base / p).resolve()
 
+    def fix_runtime(p: Path) -> Path:
+        return p if p.is_absolute() else (state / p).resolve()
+
     def fix_model(m: ModelConfig) -> ModelConfig:
         update: dict[str, object] = {
             "path": fix(m.path),
-            "engine": m.engine.model_copy(update={"dir": fix(m.engine.dir)}),
+            "engine": m.engine.model_copy(update={"dir": fix_runtime(m.engine.dir)}),
         }
         # model_copy marks updated keys as given, and a given family block declares the
         # family (ModelConfig.declared_family): touch the anomaly block only if it was given.
@@ -186,8 +196,8 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
     if camera.genicam.cti:
         genicam = camera.genicam.model_copy(update={"cti": [fix(p) for p in camera.genicam.cti]})
         camera = camera.model_copy(update={"genicam": genicam})
-    archive = cfg.archive.model_copy(update={"dir": fix(cfg.archive.dir)})
-    plant = resolve_plant_paths(cfg.mqtt, cfg.opcua, fix)
+    archive = cfg.archive.model_copy(update={"dir": fix_runtime(cfg.archive.dir)})
+    plant = resolve_plant_paths(cfg.mqtt, cfg.opcua, fix, fix_runtime)
     return cfg.model_copy(
         update={"recipes": recipes, "camera": camera, "archive": archive, **plant}
     )

@@ -145,9 +145,15 @@ def check_topic_level(value: str, key: str) -> None:
 
 
 def resolve_plant_paths(
-    mqtt: MqttConfig, opcua: OpcUaConfig, fix: Callable[[Path], Path]
+    mqtt: MqttConfig,
+    opcua: OpcUaConfig,
+    fix: Callable[[Path], Path],
+    fix_runtime: Callable[[Path], Path] | None = None,
 ) -> dict[str, Section]:
-    """Relative files of both sections made absolute with ``fix`` (config load)."""
+    """Relative files of both sections made absolute (config load): inputs (certificates,
+    keys) with ``fix``, the spool the daemon writes with ``fix_runtime`` (the state
+    directory, ``config/paths.py``; default ``fix``)."""
+    runtime = fix_runtime or fix
 
     def opt(p: Path | None) -> Path | None:
         return fix(p) if p is not None else None
@@ -156,7 +162,7 @@ def resolve_plant_paths(
         update={k: opt(getattr(mqtt.tls, k)) for k in ("ca_file", "cert_file", "key_file")}
     )
     return {
-        "mqtt": mqtt.model_copy(update={"spool_path": fix(mqtt.spool_path), "tls": tls}),
+        "mqtt": mqtt.model_copy(update={"spool_path": runtime(mqtt.spool_path), "tls": tls}),
         "opcua": opcua.model_copy(
             update={"certificate": opt(opcua.certificate), "private_key": opt(opcua.private_key)}
         ),

@@ -28,11 +28,12 @@ from inspector.engine.manifest import atomic_write
 from inspector.engine.options import BuildPlan, BuildRequest, ShapeProfile
 from inspector.engine.progress import BuildProgress
 from inspector.errors import EngineError
+from inspector.extras import install_hint
 
 INSTALL_HINT = (
     "TensorRT is not installed in this Python environment. On a Jetson (JetPack 6) use "
     "the system Python with 'sudo apt install python3-libnvinfer' (or a venv created with "
-    "--system-site-packages); on x86 'pip install \"inspector[tensorrt]\"'"
+    "--system-site-packages); on x86 '" + install_hint("tensorrt") + "'"
 )
 
 

@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 
-from inspector import metrics
 from inspector.backends.base import Backend
 from inspector.backends.device import DeviceGraph, DeviceLane, DeviceModel
 from inspector.config import ModelConfig
@@ -173,7 +172,6 @@ class DeviceRunner:
         self.cfg, self.post = cfg, post
         self._device = device
         cu.make_current(device)
-        metrics.GPU_CUDA_FAILURES.set_function(cu.failure_count)  # the one count
         fused_kernel(cu.make_current(device).arch)  # loaded now, not on the first part
         self._frames: PinnedFrames = shared_frames(device)
         model = backend.device_model()

@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from inspector import metrics
 from inspector.errors import BackendError
+from inspector.extras import install_hint
 
 _lock = threading.Lock()
 _failures = 0
@@ -45,7 +47,9 @@ def bindings() -> tuple[Any, Any]:
             from cuda import cuda as driver  # cuda-python 12.x legacy layout
             from cuda import nvrtc
         except ImportError as exc:
-            raise BackendError(f"cuda-python is not installed: {exc}") from exc
+            raise BackendError(
+                f"cuda-python is not installed ({exc}): {install_hint('gpu')}"
+            ) from exc
     return driver, nvrtc
 
 
@@ -59,6 +63,7 @@ def count_failure() -> None:
     global _failures
     with _lock:
         _failures += 1
+    metrics.GPU_CUDA_FAILURES.inc()
 
 
 def error_name(err: Any) -> str:

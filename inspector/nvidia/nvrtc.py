@@ -2,7 +2,8 @@
 
 Why a cache: NVRTC takes a few hundred milliseconds, and the daemon should be ready fast
 after a restart. The cubin is keyed by a hash of the source, the options and the NVRTC
-version, under ``$INSPECTOR_KERNEL_CACHE`` or ``~/.cache/inspector/kernels/<arch>/``.
+version, under ``config.paths.kernel_cache_dir()/<arch>/``: ``$INSPECTOR_KERNEL_CACHE``,
+else ``$STATE_DIRECTORY/kernels`` (systemd), else ``~/.cache/inspector/kernels``.
 A cache that cannot be written (read-only home under systemd) only costs the compile.
 """
 
@@ -14,15 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from inspector.config.paths import kernel_cache_dir
 from inspector.errors import BackendError
 from inspector.nvidia.driver import bindings
 
 
 def cache_dir(arch: str) -> Path:
     """Directory holding the cubins for one architecture (``sm_90``)."""
-    root = os.environ.get("INSPECTOR_KERNEL_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "inspector" / "kernels"
-    return base / arch
+    return kernel_cache_dir() / arch
 
 
 def _nvrtc_check(result: Any, what: str, prog: Any = None) -> Any:

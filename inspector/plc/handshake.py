@@ -199,6 +199,10 @@ class Handshake:
         if self._in_flight.pop(trigger_seq, None) is not None:
             self.totals.missed_triggers += 1
 
+    def heartbeat_age_ns(self, now_ns: int) -> int:
+        """Time since PLC_HEARTBEAT last moved (the first read counts as a beat)."""
+        return now_ns - self._plc_hb_ns
+
     def plc_alive(self, now_ns: int) -> bool:
         """False once PLC_HEARTBEAT has not moved for the heartbeat timeout."""
         return now_ns - self._plc_hb_ns <= self.heartbeat_timeout_ns

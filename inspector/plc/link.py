@@ -190,6 +190,8 @@ class PlcLink:
     async def _main(self, submit: Submit, stop: Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake, self._changed = asyncio.Event(), asyncio.Event()
+        metrics.PLC_LINK_UP.set(0)  # configured, not in sync yet: known to be down
+        metrics.PLC_PENDING_RESULTS.set(0)
         try:
             while not stop.is_set():
                 if await self._connection(submit, stop):
@@ -237,6 +239,8 @@ class PlcLink:
             conn.handshake.close("stopping" if stop.is_set() else "link_down")
             self._set_up(conn, False)
             metrics.PLC_PENDING_RESULTS.set(0)
+            metrics.PLC_ENABLED.clear()  # unknown while not connected
+            metrics.PLC_HEARTBEAT_AGE.clear()
             await self.io.close()
             self._notify_changed()
         return conn.was_up
@@ -259,6 +263,8 @@ class PlcLink:
                 conn.status_key = None
             self._take(conn, step, submit, t_read)
             self._set_up(conn, hs.synced)
+            metrics.PLC_ENABLED.set(int(hs.enabled))
+            metrics.PLC_HEARTBEAT_AGE.set(hs.heartbeat_age_ns(t_read) / 1e9)
             # Write after the wait, not before: a verdict published within the poll
             # period goes out in the same FC16 as the new TRIGGER_ACK_SEQ.
             await self.io.wait(self._wake, poll_s)

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inspector import metrics
 from inspector.camera.base import FrameAllocator
 from inspector.config import SimCameraConfig
 from inspector.errors import CameraError, ConfigError
@@ -77,6 +78,7 @@ class SimCamera:
             image.flags.writeable = False  # served to many parts; nobody may draw on it
             pool.append((image, labels))
         self._pool = pool
+        metrics.CAMERA_UP.set(1)
 
     def grab(self, trigger: Trigger) -> Frame:
         """The pool frame of part ``trigger_seq % pool_size``, stamped now."""
@@ -85,6 +87,7 @@ class SimCamera:
         index = trigger.trigger_seq % len(self._pool)
         image, labels = self._pool[index]
         self._frame_id += 1
+        metrics.CAMERA_FRAMES.inc()
         return Frame(
             image=image,
             pixel_format=self.cfg.pixel_format,
@@ -97,3 +100,4 @@ class SimCamera:
     def close(self) -> None:
         """Drop the pool; safe to call twice."""
         self._pool = None
+        metrics.CAMERA_UP.set(0)

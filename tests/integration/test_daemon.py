@@ -42,6 +42,46 @@ def read_json_lines(proc: subprocess.Popen[str], until: int, timeout_s: float) -
     return events
 
 
+def samples(text: str) -> dict[str, float]:
+    """``name{labels}`` → value of every sample of an exposition."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def check_conventions(text: str) -> None:
+    """Issue 15's metric conventions, on a healthy sim line without a PLC."""
+    values = samples(text)
+    names = {k.split("{")[0] for k in values}
+    assert not [n for n in names if n.endswith("_created")]
+    assert "process_resident_memory_bytes" in names and "python_info" in names
+    assert values["inspector_camera_up"] == 1  # the sim camera is open and acquiring
+    # Unknown is absent, not 0: no PLC, no temperature sensor, no GenICam frame clock.
+    for absent in (
+        "inspector_plc_link_up",
+        "inspector_plc_heartbeat_age_seconds",
+        "inspector_camera_temperature_celsius",
+        "inspector_camera_frames_per_second",
+        "inspector_frames_per_second",
+    ):
+        assert absent not in names, absent
+    assert values['inspector_state{inspector_state="ready"}'] == 1
+    assert values["inspector_cycle_budget_seconds"] == 0.03
+    # Pre-created label values: a reason that never happened is there, at 0.
+    assert values['inspector_parts_total{reason="overrun",verdict="ng"}'] == 0
+    build = next(k for k in values if k.startswith("inspector_build_info{"))
+    assert 'line_name="line-1"' in build and "line=" not in build.replace("line_name", "")
+    counters = {
+        line.split()[2]
+        for line in text.splitlines()
+        if line.startswith("# TYPE") and line.endswith(" counter")
+    }
+    assert counters and all(c.endswith("_total") for c in counters), counters
+
+
 def test_run_scrape_and_sigterm(tmp_path: Path) -> None:
     model = make_detector_onnx(tmp_path / "m.onnx", [(30, 30, 8, 8, 2, 0.8)])
     port = free_port()
@@ -81,6 +121,7 @@ logging: {{format: json}}
         assert 'inspector_parts_total{reason="defect",verdict="ng"}' in text
         assert "inspector_build_info{" in text and "model_hash" in text
         assert 'inspector_cycle_seconds_bucket{le="0.03"}' in text
+        check_conventions(text)
         lint = subprocess.run([promtool(), "check", "metrics"], input=body, capture_output=True)
         assert lint.returncode == 0 and not lint.stdout and not lint.stderr, lint
     finally:
@@ -95,6 +136,9 @@ logging: {{format: json}}
     assert rc == 0, err
     assert stop_s < 2.0, stop_s
     assert '"event": "stopped"' in out
+    # A clean stop logs no error.
+    stop_lines = out[out.index('"stop_requested"') :].splitlines()
+    assert not [x for x in stop_lines if '"level": "error"' in x], stop_lines
 
 
 def test_metrics_bind_loopback_by_default() -> None:

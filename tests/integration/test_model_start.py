@@ -135,6 +135,15 @@ def _gauge(name: str) -> int:
     return int(metrics.REGISTRY.get_sample_value(name) or 0)
 
 
+def _state() -> int:
+    """``inspector_state`` (an Enum) as the STATE register value: 0 boot … 4 offline."""
+    values = [
+        metrics.REGISTRY.get_sample_value("inspector_state", {"inspector_state": s})
+        for s in metrics.STATES
+    ]
+    return values.index(1.0)
+
+
 class StepTrigger:
     """A trigger source the test drives: one part per ``send(recipe_id)``."""
 
@@ -193,7 +202,7 @@ logging: {{per_part: false}}
             trigger.send(recipe_id)  # recipe 9 is unknown: the part is NG error
             results.wait_for(n)
             app.wait(timeout_s=0.01)  # one health pass, as the main loop does
-            states.append((_gauge("inspector_state"), _gauge("inspector_error_parts_in_a_row")))
+            states.append((_state(), _gauge("inspector_error_parts_in_a_row")))
     finally:
         app.stop()
     reasons = [r.verdict.reason for r in results.items]

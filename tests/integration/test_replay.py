@@ -47,5 +47,9 @@ def test_replay_writes_verdicts_and_confusion(tmp_path: Path) -> None:
     assert len(records) == 12
     assert all(r["verdict"] == "NG" and r["reason"] == "defect" for r in records)
     assert sum(r["truth"] == "NG" for r in records) == n_bad
+    # The field names of the part log line and the archive sidecar (sinks.part_record).
+    fields = {"part_id", "trigger_seq", "recipe_id", "verdict", "reason", "cycle_ms"}
+    assert all(fields | {"stages_ms", "findings", "image", "truth"} <= set(r) for r in records)
+    assert [r["part_id"] for r in records] == list(range(1, 13))
     assert "escape rate 0.00%" in proc.stderr
     assert "overkill rate 100.00%" in proc.stderr
