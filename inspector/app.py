@@ -26,6 +26,8 @@ restarts us):
 | inspector-worker | ``inspect_part`` per frame; publishes in order | pipeline stop, queue empty |
 | inspector-publisher | deadlines; parts closed by trigger/acquisition | ledger ``finish`` |
 | inspector-sink-<name> | one slow sink each (log, archive, …) | its ``close`` after the drain |
+| inspector-hmi-server | the web page's asyncio loop (``hmi/server.py``) | ``Hmi.close`` |
+| inspector-hmi-encoder | the web page's JPEGs and messages, ≤ max_fps | ``Hmi.close`` |
 | inspector-log | writes log lines to stdout | process exit (daemon thread) |
 | metrics HTTP | ``/metrics`` (prometheus_client's own server thread) | ``metrics_server.stop`` |
 | camera threads | the genicam reconnect/temperature loop | ``camera.close`` |
@@ -59,6 +61,7 @@ from inspector.trigger import InternalTrigger, TriggerSource
 from inspector.types import Trigger
 
 if TYPE_CHECKING:
+    from inspector.hmi.server import Hmi
     from inspector.plc.link import PlcLink
 
 log = get_logger(__name__)
@@ -164,6 +167,7 @@ class App:
         self.recipes: dict[int, LoadedRecipe] = {}
         self.pipeline: Pipeline | None = None
         self.queued_sinks: list[QueuedSink] = []
+        self.hmi: Hmi | None = None  # the station web page, when cfg.hmi.enabled
         self._link_stop = threading.Event()  # the PLC link outlives the pipeline's drain
         self._trigger_stop = threading.Event()
         self._trigger_thread: threading.Thread | None = None
@@ -284,7 +288,7 @@ class App:
         if cfg.logging.per_part:
             slow.append((LogSink(), "log"))
         if cfg.archive.enabled:
-            archive = Archive(cfg.archive)
+            archive = Archive(cfg.archive, model_hash=self.model_hash, config_hash=self.config_hash)
             archive.start()
             slow.append((archive, "archive"))
         for inner, name in slow:
@@ -292,6 +296,14 @@ class App:
             queued.start(self.supervisor)
             self.queued_sinks.append(queued)
             sinks.append(queued)
+        # ---- the station web page (issue 16): an inline sink that only swaps a slot;
+        # its server and encoder threads restart themselves and never fault the daemon.
+        if cfg.hmi.enabled:
+            from inspector.hmi import open_hmi
+
+            self.hmi = open_hmi(cfg, model_hash=self.model_hash, config_hash=self.config_hash)
+            self.hmi.start(self.supervisor)
+            sinks.append(self.hmi.sink)
         return sinks
 
     def _start_trigger(self, trigger: TriggerSource) -> None:
@@ -445,6 +457,8 @@ class App:
         for sink in self.queued_sinks:
             left = max(0.05, STOP_BUDGET_S - 0.2 - (time.monotonic() - t0))
             self._close_quietly(f"sink-{sink.name}", partial(sink.close, left))
+        if self.hmi is not None:
+            self._close_quietly("hmi", partial(self.hmi.close, 0.3))
         if "camera" in self._started:
             self._close_quietly("camera", self.camera.close)
         for recipe in self.recipes.values():

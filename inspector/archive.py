@@ -4,24 +4,52 @@ The archive is a result sink behind a ``sinks.QueuedSink``: the ledger hands it 
 part without waiting, a full queue drops the image (counted), because the archive must
 never slow the line. Its writer thread saves PNGs plus a JSON sidecar and deletes the
 oldest files past ``max_files``. File names carry the wall-clock time, the part id and
-the reason, so name order is age order.
+the reason, so name order is age order; ``parse_name`` reads them back (the web page's
+gallery). The sidecar is the part's one JSON shape (``sinks.part_record``: part id,
+trigger sequence, findings, timings) plus the pixel format, the wall-clock time, and the
+model and config fingerprints in force, so an archived image traces back to what judged it.
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+import re
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
 from inspector.config import ArchiveConfig
 from inspector.logging import get_logger
-from inspector.types import Frame, PartResult, Verdict
+from inspector.sinks import part_record
+from inspector.types import PartResult
 
 log = get_logger(__name__)
+
+#: ``<UTC stamp>_<part_id>_<reason>.<png|json>``; the only names the archive writes.
+NAME_PATTERN = re.compile(r"(?P<stamp>\d{8}T\d{6})_(?P<part_id>\d{10})_(?P<reason>[a-z_]{1,32})")
+STAMP_FORMAT = "%Y%m%dT%H%M%S"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveName:
+    """What an archive file name says: when (UTC), which part, why NG."""
+
+    stem: str
+    stamp: str
+    part_id: int
+    reason: str
+
+
+def parse_name(stem: str) -> ArchiveName | None:
+    """Read an archive file stem (no suffix); None for anything the archive did not name."""
+    m = NAME_PATTERN.fullmatch(stem)
+    if m is None:
+        return None
+    return ArchiveName(stem, m["stamp"], int(m["part_id"]), m["reason"])
 
 
 class Archive:
@@ -32,8 +60,9 @@ class Archive:
     the disk is behind.
     """
 
-    def __init__(self, cfg: ArchiveConfig) -> None:
+    def __init__(self, cfg: ArchiveConfig, *, model_hash: str = "", config_hash: str = "") -> None:
         self.cfg = cfg
+        self.fingerprints = {"model_hash": model_hash, "config_hash": config_hash}
         #: The archive's PNGs, oldest (first by name) first; read once in ``start``.
         self._kept: deque[Path] = deque()
 
@@ -46,12 +75,15 @@ class Archive:
         if result.verdict.ok or result.frame is None:
             return
         try:
-            self._save(result.frame, result.trigger.part_id, result.verdict)
+            self._save(result)
         except OSError as exc:
             log.error("archive_write_failed", error=str(exc))
 
-    def _save(self, frame: Frame, part_id: int, verdict: Verdict) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    def _save(self, result: PartResult) -> None:
+        frame, part_id, verdict = result.frame, result.trigger.part_id, result.verdict
+        assert frame is not None
+        now = time.time()
+        stamp = time.strftime(STAMP_FORMAT, time.gmtime(now))
         stem = self.cfg.dir / f"{stamp}_{part_id:010d}_{verdict.reason.value}"
         image = frame.image
         if frame.pixel_format == "RGB8":
@@ -60,11 +92,14 @@ class Archive:
         if cv2.imwrite(str(png), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
             self._keep(png)
         meta = {
-            "part_id": part_id,
-            "pixel_format": frame.pixel_format,
-            "reason": verdict.reason.value,
+            **part_record(result),
             "detail": verdict.detail,
-            "findings": [f.to_record() for f in verdict.findings],
+            "pixel_format": frame.pixel_format,
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+            "wall_time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            + f".{int(now % 1 * 1000):03d}Z",
+            **self.fingerprints,
         }
         stem.with_suffix(".json").write_text(json.dumps(meta))
         self._prune()

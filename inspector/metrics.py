@@ -225,3 +225,27 @@ CAMERA_STALE_FRAMES = Counter(
     "Triggered camera: frames dropped because their part had already given up (late).",
     registry=REGISTRY,
 )
+
+# ------------------------------------------------ station web page (issue 16, hmi/)
+HMI_CLIENTS = Gauge(
+    "inspector_hmi_clients",
+    "Live streams (browser tabs) connected to the station web page.",
+    registry=REGISTRY,
+)
+HMI_FRAMES_ENCODED = Counter(
+    "inspector_hmi_frames_encoded_total",
+    "Live images encoded for the web page (once per image, whatever the number of clients).",
+    registry=REGISTRY,
+)
+HMI_CLIENTS_DROPPED = Counter(
+    "inspector_hmi_clients_dropped_total",
+    "Web page clients disconnected or refused, by reason (slow, too_many).",
+    ["reason"],
+    registry=REGISTRY,
+)
+HMI_RESTARTS = Counter(
+    "inspector_hmi_restarts_total",
+    "Web page components (server, encoder) restarted after a crash; the line goes on.",
+    ["component"],
+    registry=REGISTRY,
+)

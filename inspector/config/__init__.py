@@ -7,8 +7,9 @@ misspelled key is an error, never a silently ignored default: an inspection daem
 fails closed.
 
 The package reads like the config file: ``line``, ``camera``, ``models`` (recipes,
-models, rules), ``plc``, ``services`` (pipeline, metrics, logging, archive), then
-``root`` (the whole file and its cross-section checks) and ``load`` (YAML → Config).
+models, rules), ``plc``, ``services`` (pipeline, metrics, logging, archive), ``hmi``
+(the station web page), then ``root`` (the whole file and its cross-section checks)
+and ``load`` (YAML → Config).
 Import what you need from here.
 """
 
@@ -23,6 +24,7 @@ from inspector.config.camera import (
     SimCameraConfig,
     SimDefectConfig,
 )
+from inspector.config.hmi import HmiBasicAuthConfig, HmiConfig
 from inspector.config.line import LineConfig, TriggerConfig
 from inspector.config.load import (
     DEFAULT_CONFIG_PATH,
@@ -54,6 +56,8 @@ __all__ = [
     "EngineConfig",
     "FolderCameraConfig",
     "GenicamCameraConfig",
+    "HmiBasicAuthConfig",
+    "HmiConfig",
     "LineConfig",
     "LoggingConfig",
     "MetricsConfig",

@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from inspector.config.base import Section
 from inspector.config.camera import CameraConfig
+from inspector.config.hmi import HmiConfig
 from inspector.config.line import LineConfig, TriggerConfig
 from inspector.config.models import RecipeConfig
 from inspector.config.plc import PlcConfig
@@ -26,6 +27,7 @@ class Config(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs.")
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig, description="NG archive.")
+    hmi: HmiConfig = Field(default_factory=HmiConfig, description="Station web page.")
 
     @model_validator(mode="after")
     def _recipes_consistent(self) -> Config:

@@ -1,0 +1,165 @@
+"""Encode once, serve to all: the page's encoder thread and the hub the browsers read.
+
+    HmiSink (latest slot) ─▶ encoder thread ─▶ Hub (latest messages, last JPEGs) ─▶ clients
+
+The encoder thread (``run_encoder``) is the only place where a part becomes something a
+browser can show. It runs only while at least one live stream is open, at most
+``max_fps`` times a second: it takes the latest part from the sink's slot (parts in
+between are counted and charted, not shown), encodes its JPEG and its ``part`` message
+(record + overlay shapes), and once a second the ``stats`` message (counters, strip
+chart, status). Each message is built once, as the bytes every client is sent.
+
+The ``Hub`` holds those bytes: the latest ``part`` and ``stats`` messages and the last
+few JPEGs by sequence number. It is thread-safe (a plain lock) and wakes the server's
+event loop through a callback the loop registers (``attach``), so it outlives a server
+restart. A client never has a queue of its own: it is sent the latest message it has
+not seen, so a slow client skips images instead of piling them up.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from inspector import metrics
+from inspector.config import Config
+from inspector.hmi.live import HmiSink, Stats
+from inspector.hmi.overlay import shapes, to_jpeg
+from inspector.sinks import part_record
+from inspector.types import PartResult
+
+KEEP_JPEGS = 4  # enough for a browser that asks for the image a moment after the message
+
+
+def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
+    """One Server-Sent Events message (the JSON has no newlines: one ``data`` line)."""
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return (head + "data: " + json.dumps(data, separators=(",", ":")) + "\n\n").encode()
+
+
+class Hub:
+    """The latest messages and JPEGs, shared by every client; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._part: tuple[int, bytes] = (0, b"")
+        self._part_json: dict[str, Any] | None = None
+        self._stats: tuple[int, bytes] = (0, b"")
+        self._jpegs: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._notify: Callable[[], None] | None = None
+        self.viewers = 0  # open live streams; changed by the server loop only
+        self.watched = threading.Event()  # set while viewers > 0: the encoder works
+
+    # ----------------------------------------------------------- encoder side
+    def put_part(self, seq: int, message: dict[str, Any], jpeg: bytes | None) -> None:
+        data = sse("part", message, seq)
+        with self._lock:
+            if jpeg is not None:
+                self._jpegs[seq] = jpeg
+                while len(self._jpegs) > KEEP_JPEGS:
+                    self._jpegs.popitem(last=False)
+            self._part, self._part_json = (seq, data), message
+        self._wake()
+
+    def put_stats(self, message: dict[str, Any]) -> None:
+        data = sse("stats", message)
+        with self._lock:
+            self._stats = (self._stats[0] + 1, data)
+        self._wake()
+
+    # ------------------------------------------------------------ server side
+    def latest(self) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+        """((part seq, part message), (stats version, stats message)); empty bytes: none yet."""
+        with self._lock:
+            return self._part, self._stats
+
+    def latest_part(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._part_json
+
+    def jpeg(self, seq: int) -> bytes | None:
+        with self._lock:
+            return self._jpegs.get(seq)
+
+    def attach(self, notify: Callable[[], None] | None) -> None:
+        """Register the server loop's thread-safe wake-up (None: no loop running)."""
+        with self._lock:
+            self._notify = notify
+
+    def join(self) -> None:
+        self.viewers += 1
+        metrics.HMI_CLIENTS.set(self.viewers)
+        self.watched.set()
+
+    def leave(self) -> None:
+        self.viewers -= 1
+        metrics.HMI_CLIENTS.set(self.viewers)
+        if self.viewers <= 0:
+            self.watched.clear()
+
+    def _wake(self) -> None:
+        with self._lock:
+            notify = self._notify
+        if notify is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: server restarting
+                notify()
+
+
+def part_message(seq: int, result: PartResult, cfg: Config) -> dict[str, Any]:
+    """The ``part`` message: the part's record, its image's URL and size, overlay shapes."""
+    record = part_record(result)
+    findings = record["findings"]
+    assert isinstance(findings, list)
+    recipe = next((r for r in cfg.recipes if r.id == result.trigger.recipe_id), None)
+    frame = result.frame
+    truth = frame.truth if frame is not None else None
+    return {
+        "seq": seq,
+        "part": record,
+        "recipe": recipe.name if recipe else None,
+        "image": None
+        if frame is None
+        else {
+            "url": f"/frame/{seq}.jpg",
+            "width": int(frame.image.shape[1]),
+            "height": int(frame.image.shape[0]),
+        },
+        "truth_known": truth is not None,
+        "shapes": shapes(findings, recipe, truth),
+    }
+
+
+def run_encoder(sink: HmiSink, hub: Hub, stats: Stats, cfg: Config, stop: threading.Event) -> None:
+    """The encoder thread's loop (see the module docstring); returns once ``stop`` is set."""
+    hmi = cfg.hmi
+    period_s = 1.0 / hmi.max_fps
+    shown = 0
+    next_frame = next_stats = 0.0
+    while not stop.is_set():
+        if not hub.watched.wait(0.5):
+            continue
+        now = time.monotonic()
+        if now >= next_stats:
+            hub.put_stats(stats.message(hub.viewers))
+            next_stats = now + 1.0
+        if now < next_frame:
+            stop.wait(min(next_frame, next_stats) - now)
+            continue
+        sink.fresh.clear()
+        version, result = sink.latest()
+        if result is None or version == shown:
+            sink.fresh.wait(max(0.0, next_stats - time.monotonic()))
+            continue
+        seq = hub.latest()[0][0] + 1  # kept in the hub: unique across encoder restarts
+        jpeg = None
+        if result.frame is not None:
+            image, pixel_format = result.frame.image, result.frame.pixel_format
+            jpeg = to_jpeg(image, pixel_format, hmi.image_width, hmi.jpeg_quality)  # type: ignore[arg-type]
+            metrics.HMI_FRAMES_ENCODED.inc()
+        hub.put_part(seq, part_message(seq, result, cfg), jpeg)
+        shown, next_frame = version, time.monotonic() + period_s
