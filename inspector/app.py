@@ -458,7 +458,7 @@ class App:
             left = max(0.05, STOP_BUDGET_S - 0.2 - (time.monotonic() - t0))
             self._close_quietly(f"sink-{sink.name}", partial(sink.close, left))
         if self.hmi is not None:
-            self._close_quietly("hmi", partial(self.hmi.close, 0.3))
+            self._close_quietly("hmi", partial(self.hmi.close, 0.5))
         if "camera" in self._started:
             self._close_quietly("camera", self.camera.close)
         for recipe in self.recipes.values():

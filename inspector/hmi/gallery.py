@@ -78,6 +78,11 @@ def _entry(stem: str, directory: Path) -> Entry | None:
     name = parse_name(stem)
     if name is None:
         return None
+    try:
+        if not stat.S_ISREG(os.lstat(directory / f"{stem}.png").st_mode):
+            return None  # a link or anything but a file the archive wrote
+    except OSError:
+        return None
     when = datetime.strptime(name.stamp, STAMP_FORMAT).replace(tzinfo=timezone.utc)
     meta = _read_sidecar(directory / f"{stem}.json")
     classes: tuple[str, ...] = ()
@@ -95,6 +100,7 @@ class Gallery:
         self.dir = directory
         self._entries: dict[str, Entry] = {}
         self._mtime_ns = -1
+        self._incomplete = False  # some entry still waits for its sidecar
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -106,7 +112,7 @@ class Gallery:
                 self._entries, self._mtime_ns = {}, -1
             return
         with self._lock:
-            if mtime == self._mtime_ns and all(e.meta is not None for e in self._entries.values()):
+            if mtime == self._mtime_ns and not self._incomplete:
                 return
             try:
                 names = os.listdir(self.dir)
@@ -119,6 +125,7 @@ class Gallery:
                 if entry is not None:
                     kept[stem] = entry
             self._entries, self._mtime_ns = kept, mtime
+            self._incomplete = any(e.meta is None for e in kept.values())
 
     def query(
         self,

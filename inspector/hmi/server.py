@@ -30,6 +30,7 @@ that bounds what slow or hostile clients can hold: about 200 KiB per connection.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -115,6 +116,10 @@ class Hmi:
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._threads: list[threading.Thread] = []
+        # aiohttp logs every malformed request with a traceback: any client could fill
+        # the journal. Bad requests get their 400; handler errors are logged by
+        # ``routes.harden``, rate-limited.
+        logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
 
     @property
     def port(self) -> int:
@@ -130,7 +135,7 @@ class Hmi:
         """Bind the socket (ConfigError if it cannot), then start both threads."""
         self._sock = listen(self.cfg.hmi.host, self.cfg.hmi.port)
         encoder = partial(run_encoder, self.sink, self.hub, self.stats, self.cfg, self._stop)
-        for name, body in (("server", self._serve_once), ("encoder", encoder)):
+        for name, body in (("encoder", encoder), ("server", self._serve_once)):
             target = partial(run_restarting, name, body, self._stop)
             self._threads.append(supervisor.spawn(f"hmi-{name}", target, stops_with=self._stop))
         log.info("hmi_serving", url=self.url, auth=self._auth_kind())
@@ -175,7 +180,8 @@ class Hmi:
             max_line_size=4096,
             max_field_size=4096,
             max_headers=64,
-            shutdown_timeout=0.2,
+            lingering_time=1.0,
+            shutdown_timeout=0.1,
         )
         await runner.setup()
         http = runner.server

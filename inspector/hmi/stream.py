@@ -26,12 +26,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import cv2
+
 from inspector import metrics
 from inspector.config import Config
 from inspector.hmi.live import HmiSink, Stats
 from inspector.hmi.overlay import shapes, to_jpeg
+from inspector.logging import RateLimitedLog, get_logger
 from inspector.sinks import part_record
 from inspector.types import PartResult
+
+_errors = RateLimitedLog(get_logger(__name__))
 
 KEEP_JPEGS = 4  # enough for a browser that asks for the image a moment after the message
 
@@ -110,7 +115,9 @@ class Hub:
                 notify()
 
 
-def part_message(seq: int, result: PartResult, cfg: Config) -> dict[str, Any]:
+def part_message(
+    seq: int, result: PartResult, cfg: Config, *, with_image: bool = True
+) -> dict[str, Any]:
     """The ``part`` message: the part's record, its image's URL and size, overlay shapes."""
     record = part_record(result)
     findings = record["findings"]
@@ -123,7 +130,7 @@ def part_message(seq: int, result: PartResult, cfg: Config) -> dict[str, Any]:
         "part": record,
         "recipe": recipe.name if recipe else None,
         "image": None
-        if frame is None
+        if frame is None or not with_image
         else {
             "url": f"/frame/{seq}.jpg",
             "width": int(frame.image.shape[1]),
@@ -153,13 +160,25 @@ def run_encoder(sink: HmiSink, hub: Hub, stats: Stats, cfg: Config, stop: thread
         sink.fresh.clear()
         version, result = sink.latest()
         if result is None or version == shown:
-            sink.fresh.wait(max(0.0, next_stats - time.monotonic()))
+            # Bounded: ``close`` may set ``fresh`` just before the clear above.
+            sink.fresh.wait(min(0.2, max(0.0, next_stats - time.monotonic())))
             continue
         seq = hub.latest()[0][0] + 1  # kept in the hub: unique across encoder restarts
-        jpeg = None
-        if result.frame is not None:
-            image, pixel_format = result.frame.image, result.frame.pixel_format
-            jpeg = to_jpeg(image, pixel_format, hmi.image_width, hmi.jpeg_quality)  # type: ignore[arg-type]
-            metrics.HMI_FRAMES_ENCODED.inc()
-        hub.put_part(seq, part_message(seq, result, cfg), jpeg)
+        jpeg = _encode(result, cfg)
+        hub.put_part(seq, part_message(seq, result, cfg, with_image=jpeg is not None), jpeg)
         shown, next_frame = version, time.monotonic() + period_s
+
+
+def _encode(result: PartResult, cfg: Config) -> bytes | None:
+    """The part's JPEG; None without a frame, or for a frame that cannot be encoded."""
+    if result.frame is None:
+        return None
+    image, pixel_format = result.frame.image, result.frame.pixel_format
+    try:
+        # The pipeline only inspects 8-bit frames; the Frame type also admits uint16.
+        jpeg = to_jpeg(image, pixel_format, cfg.hmi.image_width, cfg.hmi.jpeg_quality)  # type: ignore[arg-type]
+    except (cv2.error, ValueError) as exc:  # this frame only: shown without its image
+        _errors.error("hmi_encode_failed", pixel_format=pixel_format, error=repr(exc))
+        return None
+    metrics.HMI_FRAMES_ENCODED.inc()
+    return jpeg
