@@ -227,7 +227,7 @@ def test_gallery_lists_filters_and_serves_archived_parts(tmp_path: Path) -> None
         )
         annotated = get(hmi.port, detail["files"]["annotated"])
         img = cv2.imdecode(np.frombuffer(annotated.body, np.uint8), cv2.IMREAD_COLOR)
-        x1, y1, x2, y2 = (round(c) for c in sidecar["findings"][0]["box"])
+        x1, y1, x2, _ = (round(c) for c in sidecar["findings"][0]["box"])
         edge = img[y1 - 1 : y1 + 2, x1:x2].reshape(-1, 3).astype(int)  # the box's top edge
         assert np.mean((edge[:, 2] > 180) & (edge[:, 0] < 90)) > 0.5  # drawn in red
         thumb = get(hmi.port, f"/thumb/{stem}.jpg")
@@ -283,6 +283,7 @@ def test_only_archive_files_are_served(tmp_path: Path) -> None:
 # ------------------------------------------------------------- hostile requests
 def test_malformed_and_oversized_requests_get_clean_4xx(tmp_path: Path) -> None:
     cfg = hmi_config(str(tmp_path / "a"))
+    close = b"Connection: close\r\n\r\n"
     cases = {
         "garbage": b"HELLO WORLD\r\n\r\n",
         "bad method": b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -293,13 +294,13 @@ def test_malformed_and_oversized_requests_get_clean_4xx(tmp_path: Path) -> None:
         + b"\r\n",
         "bad version": b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
         "bad length": b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-        "post": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        "post": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n" + close + b"hello",
         "big post": b"POST /api/state HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n"
         b"Connection: close\r\n\r\n" + b"z" * 65536,
-        "put": b"PUT /archive/x.png HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "put": b"PUT /archive/x.png HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n" + close,
         "delete": b"DELETE /archive/x.png HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         "bad utf8 path": b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        "bad frame seq": b"GET /frame/99999999999999999999.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "bad frame seq": b"GET /frame/99999999999999999999.jpg HTTP/1.1\r\nHost: x\r\n" + close,
     }
     with running(cfg) as hmi:
         for name, request in cases.items():
@@ -313,7 +314,8 @@ def test_malformed_and_oversized_requests_get_clean_4xx(tmp_path: Path) -> None:
 
 def test_auth_token_and_basic(tmp_path: Path) -> None:
     token = "t0ken-0123456789abcdef"
-    hmi_cfg = f'{{enabled: true, host: "0.0.0.0", port: 0, token: "{token}", basic_auth: {{user: line, password: "s3cret-pass"}}}}'
+    basic = '{user: line, password: "s3cret-pass"}'
+    hmi_cfg = f'{{enabled: true, host: "0.0.0.0", port: 0, token: "{token}", basic_auth: {basic}}}'
     cfg = hmi_config(str(tmp_path / "a"), hmi_cfg)
     with running(cfg) as hmi:
         for path in ("/", "/api/state", "/events", "/static/app.js", "/api/gallery"):
