@@ -27,11 +27,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) .cache/bin/promtool
+unit: $(STAMP) .cache/bin/promtool .cache/bin/chromium
 	$(BIN)/python -m pytest -m "not gpu and not tensorrt" -q
 
 .cache/bin/promtool:
 	tools/get-promtool.sh
+
+# Debian's chromium for the web page's browser test (driven by Playwright, no download)
+.cache/bin/chromium:
+	tools/get-chromium.sh
 
 ## test-gpu: tests marked gpu (needs an NVIDIA GPU and cuda-python)
 test-gpu: $(STAMP)
