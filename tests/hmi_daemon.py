@@ -49,13 +49,23 @@ class Daemon:
     exit_code: int | None = None
     stop_s: float = 0.0
 
-    def metric(self, name: str) -> float:
-        """A sample of the daemon's /metrics (0 when absent)."""
+    def metrics(self) -> dict[str, float]:
+        """The daemon's /metrics samples, by name with labels as printed."""
         with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
-            for line in resp.read().decode().splitlines():
-                if line.startswith(name + " ") or line.startswith(name + "{"):
-                    return float(line.rsplit(" ", 1)[1])
-        return 0.0
+            lines = resp.read().decode().splitlines()
+        out = {}
+        for line in lines:
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def metric(self, name: str) -> float:
+        """One sample, or the sum of a metric's samples over all labels (0 when absent)."""
+        samples = self.metrics()
+        if name in samples:
+            return samples[name]
+        return sum(v for k, v in samples.items() if k.startswith(name + "{"))
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

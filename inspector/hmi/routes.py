@@ -2,8 +2,8 @@
 
     GET /                       the page (assets/ are package data, read once)
     GET /static/<asset>         its script and style sheet
-    GET /events                 Server-Sent Events: ``part`` (≤ max_fps) and ``stats`` (1 Hz)
-    GET /frame/<seq>.jpg        the live image of part message <seq> (last few kept)
+    GET /events                 Server-Sent Events: ``part`` with its image (≤ max_fps),
+                                ``stats`` (1 Hz)
     GET /api/state              the latest part and stats as JSON (tools, tests)
     GET /api/gallery            archived NG parts: ?reason= &class= &since= &until= &limit=
     GET /api/archive/<stem>     one archived part: sidecar, overlay shapes, file URLs
@@ -11,24 +11,19 @@
     GET /thumb/<stem>.jpg       a gallery thumbnail;  GET /annotated/<stem>.jpg  overlays burnt in
 
 Only GET (and HEAD) routes exist, so any other method is 405: the page is read-only.
-Every body larger than a message goes out through ``send_chunks``: 64 KiB at a time,
-each write bounded by ``send_timeout_s``, so a client that stops reading is cut off
-instead of holding a task and a buffer forever. Credentials (token, basic auth) are
-checked by ``auth_middleware`` before any route.
+Bodies go out through ``guard.send_chunks`` (bounded writes), credentials are checked by
+``guard.auth_middleware`` before any route, and archive files are reached only through
+``Gallery.file``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
-import hmac
 import os
 import re
 import socket
 import stat
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -41,17 +36,22 @@ from aiohttp import web
 from inspector import metrics
 from inspector.config import Config
 from inspector.hmi.gallery import Gallery
+from inspector.hmi.guard import (
+    CHUNK,
+    SECURITY_HEADERS,
+    SEND_TIMEOUT_S,
+    auth_middleware,
+    drop,
+    harden,
+    send_bytes,
+    send_chunks,
+)
 from inspector.hmi.live import Stats
 from inspector.hmi.overlay import render, shapes
 from inspector.hmi.stream import Hub
-from inspector.logging import RateLimitedLog, get_logger
 
-_errors = RateLimitedLog(get_logger(__name__))
-
-CHUNK = 64 * 1024
 KEEPALIVE_S = 15.0
 STREAM_SNDBUF = 64 * 1024  # a stuck live stream is noticed after ~this much unread data
-TOKEN_COOKIE = "inspector_hmi_token"
 ASSETS = ("index.html", "app.js", "app.css")
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -61,17 +61,8 @@ CONTENT_TYPES = {
     ".json": "application/json",
     ".jpg": "image/jpeg",
 }
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; "
-    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
-}
 _REASON = re.compile(r"[a-z_]{1,32}")
 _CLASS = re.compile(r"[\w .-]{1,64}")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class LoopWake:
@@ -101,117 +92,6 @@ def read_assets() -> dict[str, bytes]:
     return {name: (root / name).read_bytes() for name in ASSETS}
 
 
-# ------------------------------------------------------------------ middleware
-def auth_middleware(cfg: Config) -> Any:
-    """Require the token or basic auth when configured (always, off loopback)."""
-    token = cfg.hmi.token.get_secret_value() if cfg.hmi.token else None
-    basic = cfg.hmi.basic_auth
-    expected_basic = (
-        base64.b64encode(f"{basic.user}:{basic.password.get_secret_value()}".encode()).decode()
-        if basic
-        else None
-    )
-
-    def same(a: str, b: str) -> bool:
-        return hmac.compare_digest(a.encode(), b.encode())
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is None and expected_basic is None:
-            return await handler(request)
-        header = request.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        if token is not None:
-            if scheme.lower() == "bearer" and same(value.strip(), token):
-                return await handler(request)
-            if same(request.cookies.get(TOKEN_COOKIE, ""), token):
-                return await handler(request)
-            if same(request.query.get("token", ""), token):
-                # Once in the URL, then a cookie: the address bar and history forget it.
-                query = {k: v for k, v in request.query.items() if k != "token"}
-                resp = web.HTTPFound(request.rel_url.with_query(query))
-                resp.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/")
-                raise resp
-        if expected_basic is not None and scheme.lower() == "basic":
-            try:
-                given = base64.b64encode(base64.b64decode(value.strip(), validate=True)).decode()
-            except (binascii.Error, ValueError):
-                given = ""
-            if same(given, expected_basic):
-                return await handler(request)
-        headers = {"WWW-Authenticate": 'Basic realm="inspector"'} if expected_basic else {}
-        raise web.HTTPUnauthorized(text="credentials required\n", headers=headers)
-
-    return check
-
-
-@web.middleware
-async def harden(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Security headers on every answer; an unexpected error is a logged, clean 500."""
-    try:
-        resp = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers.update(SECURITY_HEADERS)
-        raise
-    except (asyncio.CancelledError, ConnectionError):
-        raise
-    except Exception as exc:  # a page bug answers 500 and is logged; it never spreads
-        _errors.error("hmi_request_failed", path=request.path, error=repr(exc))
-        raise web.HTTPInternalServerError(
-            text="internal error\n", headers=SECURITY_HEADERS
-        ) from None
-    if not resp.prepared:
-        resp.headers.update(SECURITY_HEADERS)
-    return resp
-
-
-# ------------------------------------------------------------------- helpers
-async def send_chunks(
-    request: web.Request,
-    chunks: Any,
-    *,
-    content_type: str,
-    length: int | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.StreamResponse:
-    """Stream ``chunks`` (bytes, at most CHUNK each); a write slower than the timeout
-    aborts the connection."""
-    resp = web.StreamResponse(headers={**SECURITY_HEADERS, **(headers or {})})
-    resp.content_type = content_type.split(";")[0]
-    if length is not None:
-        resp.content_length = length
-    await resp.prepare(request)
-    if request.method == "HEAD":
-        return resp
-    timeout = request.app[CONFIG].hmi.send_timeout_s
-    try:
-        for chunk in chunks:
-            await asyncio.wait_for(resp.write(chunk), timeout)
-        await asyncio.wait_for(resp.write_eof(), timeout)
-    except asyncio.TimeoutError:
-        _drop(request, "slow")
-    return resp
-
-
-def _split(body: bytes) -> list[bytes]:
-    return [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
-
-
-async def send_bytes(
-    request: web.Request, body: bytes, content_type: str, headers: dict[str, str] | None = None
-) -> web.StreamResponse:
-    return await send_chunks(
-        request, _split(body), content_type=content_type, length=len(body), headers=headers
-    )
-
-
-def _drop(request: web.Request, reason: str) -> None:
-    """Cut a client off (it stopped reading); counted."""
-    metrics.HMI_CLIENTS_DROPPED.labels(reason).inc()
-    if request.transport is not None:
-        request.transport.abort()
-
-
 def _gallery(request: web.Request) -> Gallery:
     if GALLERY not in request.app:
         raise web.HTTPNotFound(text="the NG archive is disabled (archive.enabled)\n")
@@ -236,13 +116,6 @@ async def asset(request: web.Request) -> web.StreamResponse:
     return await send_bytes(
         request, assets[name], CONTENT_TYPES[Path(name).suffix], {"Cache-Control": "no-cache"}
     )
-
-
-async def frame(request: web.Request) -> web.StreamResponse:
-    jpeg = request.app[HUB].jpeg(int(request.match_info["seq"]))
-    if jpeg is None:
-        raise web.HTTPNotFound(text="image no longer kept\n")
-    return await send_bytes(request, jpeg, "image/jpeg", {"Cache-Control": "private, max-age=60"})
 
 
 async def state(request: web.Request) -> web.StreamResponse:
@@ -287,7 +160,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                     out = b": keep-alive\n\n"
             await asyncio.wait_for(resp.write(out), hmi.send_timeout_s)
     except asyncio.TimeoutError:
-        _drop(request, "slow")
+        drop(request, "slow")
     except ConnectionError:
         pass  # the browser went away
     finally:
@@ -442,6 +315,7 @@ def build_app(cfg: Config, hub: Hub, stats: Stats, gallery_: Gallery | None) -> 
     """The aiohttp application: routes above, auth first, then hardening."""
     app = web.Application(middlewares=[harden, auth_middleware(cfg)], client_max_size=1024)
     app[CONFIG], app[HUB], app[STATS] = cfg, hub, stats
+    app[SEND_TIMEOUT_S] = cfg.hmi.send_timeout_s
     if gallery_ is not None:
         app[GALLERY] = gallery_
     app[ASSET_FILES] = read_assets()
@@ -453,7 +327,6 @@ def build_app(cfg: Config, hub: Hub, stats: Stats, gallery_: Gallery | None) -> 
     r.add_get("/static/{name}", asset)
     r.add_get("/favicon.ico", favicon)
     r.add_get("/events", events)
-    r.add_get(r"/frame/{seq:\d{1,12}}.jpg", frame)
     r.add_get("/api/state", state)
     r.add_get("/api/gallery", gallery)
     r.add_get(f"/api/archive/{_STEM}", archived_part)

@@ -1,24 +1,26 @@
 """Encode once, serve to all: the page's encoder thread and the hub the browsers read.
 
-    HmiSink (latest slot) ─▶ encoder thread ─▶ Hub (latest messages, last JPEGs) ─▶ clients
+    HmiSink (latest slot) ─▶ encoder thread ─▶ Hub (latest messages) ─▶ clients
 
 The encoder thread (``run_encoder``) is the only place where a part becomes something a
 browser can show. It runs only while at least one live stream is open, at most
 ``max_fps`` times a second: it takes the latest part from the sink's slot (parts in
-between are counted and charted, not shown), encodes its JPEG and its ``part`` message
-(record + overlay shapes), and once a second the ``stats`` message (counters, strip
-chart, status). Each message is built once, as the bytes every client is sent.
+between are counted and charted, not shown), encodes its ``part`` message (record,
+overlay shapes, and the JPEG inline as a data URL), and once a second the ``stats``
+message (counters, strip chart, status). Each message is built once, as the bytes every
+client is sent: the image travels in the same write as its overlay, so a viewer costs
+the server one socket write per image, never a request of its own.
 
-The ``Hub`` holds those bytes: the latest ``part`` and ``stats`` messages and the last
-few JPEGs by sequence number. It is thread-safe (a plain lock) and wakes the server's
-event loop through a callback the loop registers (``attach``), so it outlives a server
-restart. A client never has a queue of its own: it is sent the latest message it has
-not seen, so a slow client skips images instead of piling them up.
+The ``Hub`` holds those bytes: the latest ``part`` and ``stats`` messages. It is
+thread-safe (a plain lock) and wakes the server's event loop through a callback the loop
+registers (``attach``), so it outlives a server restart. A client never has a queue of
+its own: it is sent the latest message it has not seen, so a slow client skips images
+instead of piling them up.
 """
 
 from __future__ import annotations
 
-import collections
+import base64
 import contextlib
 import json
 import threading
@@ -38,8 +40,6 @@ from inspector.types import PartResult
 
 _errors = RateLimitedLog(get_logger(__name__))
 
-KEEP_JPEGS = 4  # enough for a browser that asks for the image a moment after the message
-
 
 def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
     """One Server-Sent Events message (the JSON has no newlines: one ``data`` line)."""
@@ -48,26 +48,21 @@ def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
 
 
 class Hub:
-    """The latest messages and JPEGs, shared by every client; thread-safe."""
+    """The latest messages, shared by every client; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._part: tuple[int, bytes] = (0, b"")
         self._part_json: dict[str, Any] | None = None
         self._stats: tuple[int, bytes] = (0, b"")
-        self._jpegs: collections.OrderedDict[int, bytes] = collections.OrderedDict()
         self._notify: Callable[[], None] | None = None
         self.viewers = 0  # open live streams; changed by the server loop only
         self.watched = threading.Event()  # set while viewers > 0: the encoder works
 
     # ----------------------------------------------------------- encoder side
-    def put_part(self, seq: int, message: dict[str, Any], jpeg: bytes | None) -> None:
+    def put_part(self, seq: int, message: dict[str, Any]) -> None:
         data = sse("part", message, seq)
         with self._lock:
-            if jpeg is not None:
-                self._jpegs[seq] = jpeg
-                while len(self._jpegs) > KEEP_JPEGS:
-                    self._jpegs.popitem(last=False)
             self._part, self._part_json = (seq, data), message
         self._wake()
 
@@ -86,10 +81,6 @@ class Hub:
     def latest_part(self) -> dict[str, Any] | None:
         with self._lock:
             return self._part_json
-
-    def jpeg(self, seq: int) -> bytes | None:
-        with self._lock:
-            return self._jpegs.get(seq)
 
     def attach(self, notify: Callable[[], None] | None) -> None:
         """Register the server loop's thread-safe wake-up (None: no loop running)."""
@@ -115,10 +106,8 @@ class Hub:
                 notify()
 
 
-def part_message(
-    seq: int, result: PartResult, cfg: Config, *, with_image: bool = True
-) -> dict[str, Any]:
-    """The ``part`` message: the part's record, its image's URL and size, overlay shapes."""
+def part_message(seq: int, result: PartResult, cfg: Config, jpeg: bytes | None) -> dict[str, Any]:
+    """The ``part`` message: the part's record, its image (JPEG data URL) and overlay shapes."""
     record = part_record(result)
     findings = record["findings"]
     assert isinstance(findings, list)
@@ -130,9 +119,9 @@ def part_message(
         "part": record,
         "recipe": recipe.name if recipe else None,
         "image": None
-        if frame is None or not with_image
+        if frame is None or jpeg is None
         else {
-            "url": f"/frame/{seq}.jpg",
+            "src": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii"),
             "width": int(frame.image.shape[1]),
             "height": int(frame.image.shape[0]),
         },
@@ -165,7 +154,7 @@ def run_encoder(sink: HmiSink, hub: Hub, stats: Stats, cfg: Config, stop: thread
             continue
         seq = hub.latest()[0][0] + 1  # kept in the hub: unique across encoder restarts
         jpeg = _encode(result, cfg)
-        hub.put_part(seq, part_message(seq, result, cfg, with_image=jpeg is not None), jpeg)
+        hub.put_part(seq, part_message(seq, result, cfg, jpeg))
         shown, next_frame = version, time.monotonic() + period_s
 
 
