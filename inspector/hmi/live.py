@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,10 @@ class _Minute:
 class HmiSink:
     """A result sink for the web page: a latest-only slot and counters; never blocks."""
 
-    def __init__(self, chart_parts: int = 300) -> None:
+    def __init__(
+        self, chart_parts: int = 300, clock: Callable[[], int] = time.monotonic_ns
+    ) -> None:
+        self.clock = clock  # monotonic ns; a test passes its own
         self._lock = threading.Lock()
         self._latest: PartResult | None = None
         self._version = 0  # bumps on every part; the encoder compares versions
@@ -57,10 +61,10 @@ class HmiSink:
             maxlen=chart_parts
         )
         self.fresh = threading.Event()  # set on every part; the encoder clears it
-        self.t_start_ns = time.monotonic_ns()
+        self.t_start_ns = clock()
 
     def publish(self, result: PartResult) -> None:
-        now = time.monotonic_ns()
+        now = self.clock()
         key = "ok" if result.verdict.ok else result.verdict.reason.value
         minute = now // _MINUTE_NS
         with self._lock:
@@ -82,7 +86,7 @@ class HmiSink:
 
     def snapshot(self) -> tuple[dict[str, int], dict[str, int], list[tuple[int, int, float, bool]]]:
         """Counts since start, counts over the last hour, and the chart ring (copies)."""
-        hour_start = time.monotonic_ns() // _MINUTE_NS - _HOUR_MINUTES + 1
+        hour_start = self.clock() // _MINUTE_NS - _HOUR_MINUTES + 1
         with self._lock:
             since = dict(self._since_start)
             hour: collections.Counter[str] = collections.Counter()
@@ -122,7 +126,7 @@ class Stats:
 
     def message(self, clients: int) -> dict[str, Any]:
         since, hour, chart = self.sink.snapshot()
-        now = time.monotonic_ns()
+        now = self.sink.clock()
         _, latest = self.sink.latest()
         recent = [c for c in chart if now - c[0] <= _FPS_WINDOW_NS]
         fps = (len(recent) - 1) / ((recent[-1][0] - recent[0][0]) / 1e9) if len(recent) > 1 else 0
