@@ -23,6 +23,7 @@ test: $(STAMP) lint typecheck unit
 lint: $(STAMP)
 	$(BIN)/ruff check inspector tests tools benchmarks
 	$(BIN)/ruff format --check inspector tests tools benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inspector import metrics
 from inspector.app import load_recipe
-from inspector.camera.sim import SimCamera
 from inspector.config import load_config
 from inspector.hmi.server import Hmi
 from inspector.pipeline import Pipeline
+from inspector.sim.camera import SimCamera
 from inspector.sinks import MetricsSink
 from inspector.supervisor import Supervisor
 from inspector.types import PartResult, Trigger

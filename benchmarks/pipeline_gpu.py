@@ -100,8 +100,8 @@ def _fallback_net(torch: Any) -> Any:
 def frames_for(fmt: str, h: int, w: int, n: int) -> list[np.ndarray]:
     """Sim-line parts when the sim camera is there, else structured noise."""
     try:
-        from inspector.camera.sim import render_part
         from inspector.config import SimCameraConfig
+        from inspector.sim.render import render_part
 
         cfg = SimCameraConfig(width=w, height=h, pixel_format=fmt)
         return [render_part(1234, i, cfg)[0] for i in range(n)]
@@ -196,7 +196,7 @@ def cpu_path(
 def device_costs(stage: Any, fmt: str, shape: tuple[int, ...], n: int = 200) -> dict[str, float]:
     """Device time per op, back to back on the pipeline stream (µs): the fused kernel,
     the staging copy into the model input, the candidate filter, a graph replay."""
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
 
     pre = stage._preprocessor(Frame(np.empty((0,), np.uint8), fmt, 0, 0), shape)
     stream, backend = stage.stream, stage.backend

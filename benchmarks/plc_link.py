@@ -2,7 +2,7 @@
 
     python benchmarks/plc_link.py [--parts 1000] [--rate 100]
 
-Starts the PLC simulator in its own process (``python -m inspector.plc.cli``, a pymodbus
+Starts the PLC simulator in its own process (``python -m inspector.sim.cli``, a pymodbus
 server on 127.0.0.1, as a PLC is a separate device), then in this process:
 
 1. baseline: a bare ``write_registers`` of 12 words to the same simulator, one at a
@@ -42,7 +42,7 @@ def start_sim(parts: int, rate: float) -> tuple[subprocess.Popen[str], int]:
     cmd = [
         sys.executable,
         "-m",
-        "inspector.plc.cli",
+        "inspector.sim.cli",
         "--port",
         "0",
         "--rate",

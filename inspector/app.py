@@ -4,8 +4,9 @@
 models (all recipes loaded and warmed), camera, sinks, pipeline threads, PLC link,
 trigger source; then tells systemd READY. ``App.stop()`` hands over in this order:
 
-1. stop accepting triggers (the internal timer ends; a PLC trigger that still arrives
-   is answered NG ``offline`` at once);
+1. stop accepting triggers: STATE offline to the PLC (a line stops feeding parts to an
+   offline vision), the internal timer ends, and a PLC trigger that still arrives is
+   answered NG ``offline`` at once;
 2. finish the parts in flight and publish every verdict, to the PLC too;
 3. let the PLC link write what it holds, then STATE offline, and close it;
 4. drain the queued sinks (log, archive, …), close camera, models and metrics.
@@ -55,6 +56,7 @@ from inspector.inspect import LoadedModel, LoadedRecipe
 from inspector.logging import get_logger
 from inspector.models import build_postprocessor
 from inspector.pipeline import Pipeline
+from inspector.preflight import check_environment, check_recipe
 from inspector.sinks import LogSink, MetricsSink, QueuedSink, ResultSink
 from inspector.supervisor import Fault, Supervisor
 from inspector.trigger import InternalTrigger, TriggerSource
@@ -99,8 +101,8 @@ def load_recipe(
         backend.warmup(warmup_runs)
         loaded = LoadedModel(m, backend, post)
         if m.preprocess.device == "cuda":
-            from inspector.gpu.driver import failure_count
             from inspector.gpu.stage import use_gpu_stage
+            from inspector.nvidia.driver import failure_count
 
             gpu = use_gpu_stage(loaded, frames_in_flight=frames_in_flight)
             loaded.on_close.append(gpu.close)
@@ -225,15 +227,18 @@ class App:
         )
         metrics.STATE.set(0)
         check_cpus(cfg.pipeline.cpus)
+        if problems := check_environment(cfg):  # the same checks as check-config
+            raise ConfigError("\n".join(problems))
         if self.serve_metrics:
             self.metrics_server = metrics.serve(cfg.metrics.host, cfg.metrics.port)
             self._started.append("metrics")
             log.info("metrics_serving", host=cfg.metrics.host, port=self.metrics_server.port)
         for recipe in cfg.recipes:
             self._step(f"recipe {recipe.id}")
-            self.recipes[recipe.id] = load_recipe(
-                recipe, frames_in_flight=cfg.pipeline.frames_in_flight
-            )
+            loaded = load_recipe(recipe, frames_in_flight=cfg.pipeline.frames_in_flight)
+            self.recipes[recipe.id] = loaded
+            if problems := check_recipe(recipe, [m.post.class_names for m in loaded.models]):
+                raise ConfigError("\n".join(problems))
             log.info(
                 "recipe_loaded",
                 recipe_id=recipe.id,
@@ -347,7 +352,7 @@ class App:
     def _start_plc(self) -> None:
         """Build the PLC link; in client role start the embedded simulator first."""
         from inspector.plc.link import PlcLink
-        from inspector.plc.sim import start_embedded
+        from inspector.sim.plc import start_embedded
 
         plc_cfg = self.cfg.plc
         if plc_cfg.simulator and plc_cfg.role == "client":
@@ -364,7 +369,7 @@ class App:
 
     def _start_server_role_simulator(self) -> None:
         """Server role: the simulator polls the daemon, so it starts once the link serves."""
-        from inspector.plc.sim import start_embedded
+        from inspector.sim.plc import start_embedded
 
         assert self.plc is not None
         if not self.plc.serving.wait(5):
@@ -437,6 +442,8 @@ class App:
         self.stop_event.set()
         systemd.stopping()
         t0 = time.monotonic()
+        if self.supervisor.faulted is None:
+            self._set_state(4)  # STATE offline first: the line stops feeding parts
         self._trigger_stop.set()
         if self._trigger_thread is not None:
             self._trigger_thread.join(timeout=0.5)
@@ -445,8 +452,6 @@ class App:
         if self.plc is not None and self._link_thread is not None:
             left = max(0.1, STOP_BUDGET_S * 0.75 - (time.monotonic() - t0))
             self.plc.drain(left)
-        if self.supervisor.faulted is None:
-            self._set_state(4)
         self._link_stop.set()
         if self._link_thread is not None:
             self._link_thread.join(timeout=0.5)

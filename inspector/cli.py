@@ -3,13 +3,13 @@
 Exit codes: 0 clean stop, 70 (EX_SOFTWARE) internal fault (systemd restarts), 2 usage,
 78 (EX_CONFIG) for configuration or environment errors, so that systemd's
 ``RestartPreventExitStatus=78`` stops a restart loop.
-Subsystems add their own subcommands through ``register_cli(subparsers)``.
+Subsystems add their own subcommands through ``register_cli(subparsers)``, listed in
+``COMMANDS`` (``inspector.registry``) and imported when the parser is built.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import signal
 import sys
@@ -19,16 +19,23 @@ from pathlib import Path
 from types import FrameType
 
 from inspector import __version__
-from inspector.config import DEFAULT_CONFIG_PATH, config_schema, load_config
+from inspector.config import DEFAULT_CONFIG_PATH, config_hash, config_schema, load_config
 from inspector.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK, ConfigError, InspectorError
 from inspector.logging import configure, get_logger
 from inspector.logging import flush as flush_logs
+from inspector.registry import Registry
 
 log = get_logger("inspector.cli")
 
-#: Modules that contribute subcommands with ``register_cli(subparsers)``; imported lazily
-#: and skipped only if the module itself is absent from this installation.
-PLUGINS = ("inspector.plc.cli", "inspector.camera.cli", "inspector.engine.cli")
+#: Subcommands contributed by subsystems: name → their ``register_cli(subparsers)``.
+COMMANDS = Registry(
+    "command",
+    {
+        "plc-sim": "inspector.sim.cli:register_cli",
+        "camera": "inspector.camera.cli:register_cli",
+        "engine": "inspector.engine_cli:register_cli",
+    },
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -44,8 +51,17 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    load_config(args.file)
+    """Validate the file and run the start-up preflight (no hardware is opened); print
+    the CONFIG_CRC the daemon will show the PLC."""
+    from inspector.app import config_crc16, models_hash
+    from inspector.preflight import preflight
+
+    cfg = load_config(args.file)
+    preflight(cfg)
+    model_hash, cfg_hash = models_hash(cfg), config_hash(cfg)
     print(f"{args.file}: OK")
+    crc = config_crc16(model_hash, cfg_hash)
+    print(f"CONFIG_CRC 0x{crc:04X} (config {cfg_hash}, models {model_hash})")
     return 0
 
 
@@ -143,14 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", type=int, default=None, help="recipe id (default: default_recipe)")
     p.set_defaults(func=cmd_replay)
 
-    for name in PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but something it needs is missing
-                raise
-            continue
-        module.register_cli(sub)
+    for name in COMMANDS.entries:
+        COMMANDS.load(name)(sub)
     return parser
 
 

@@ -1,7 +1,7 @@
 """The one exception tree of inspector.
 
-Every error the daemon raises on purpose derives from ``InspectorError``. A stage that
-catches one of these turns the part into NG with the matching reason code; it never
+Every error the daemon raises on purpose derives from ``InspectorError``. A step of the
+flow that catches one of these turns the part into NG with the matching reason code; it never
 turns it into OK.
 """
 

@@ -1,4 +1,4 @@
-"""Offline replay: the same inspection stages over a folder of images, no deadlines.
+"""Offline replay: the same inspection steps over a folder of images, no deadlines.
 
 ``inspector replay --images DIR [--labels FILE]`` runs every image through
 ``inspect_part`` with the recipe in force, writes one JSON line per image, and, when

@@ -1,8 +1,8 @@
-"""Frozen values passed between the stages of the flow.
+"""Frozen values passed between the steps of the flow.
 
     Trigger ─▶ Frame ─▶ (tensor) ─▶ Finding[] ─▶ Verdict
 
-Each stage function takes these and returns these; no stage keeps per-part state on
+Each step's function takes these and returns these; no step keeps per-part state on
 ``self``. Times are ``time.monotonic_ns()`` values unless a name says ``wall``.
 """
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/eval_detector.py --model engines/demo_detector.onnx --parts 1000
 
-Each part is rendered by ``inspector.camera.sim.render_part`` from a seed that training
+Each part is rendered by ``inspector.sim.render.render_part`` from a seed that training
 never uses (tools/train_detector.py trains on seed 1000 and validates on 2000; this
 holds out seed 9000), then goes through the daemon's own stages: ``load_recipe``
 (ONNX Runtime backend, detection postprocessor, warm-up), the model's stage (CPU
@@ -24,12 +24,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from inspector.app import load_recipe
-from inspector.camera.sim import render_part
 from inspector.config import ModelConfig, RecipeConfig, SimCameraConfig, SimDefectConfig
 from inspector.decide import decide
 from inspector.inspect import LoadedRecipe
 from inspector.preprocess.cpu import preprocess
 from inspector.replay import Confusion
+from inspector.sim.render import render_part
 from inspector.types import Frame, Verdict
 
 HOLDOUT_SEED = 9000

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from inspector.camera.sim import write_dataset
 from inspector.config import SimCameraConfig, SimDefectConfig
+from inspector.sim.camera import write_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@
 Offline tool (needs torch; the daemon, CI and ``make run`` never import it). Training
 inputs are built with the daemon's own CPU preprocessing (``inspector.preprocess.cpu``:
 letterbox 640×640, pad 114, RGB, 0..1), so what the model learns on is byte for byte
-what it is served. Parts come from ``inspector.camera.sim.render_part`` with seeds that
+what it is served. Parts come from ``inspector.sim.render.render_part`` with seeds that
 ``tools/eval_detector.py`` never uses for its held-out set, in a mix of pixel formats
 (Mono8, BGR8, BayerRG8) so one model serves all three.
 
@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import torch
 
-from inspector.camera.sim import DEFECT_CLASSES, render_part
 from inspector.config import PreprocessConfig, SimCameraConfig, SimDefectConfig
 from inspector.preprocess.cpu import preprocess
+from inspector.sim.render import DEFECT_CLASSES, render_part
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detector_net import DemoDetector, detection_loss

@@ -8,39 +8,14 @@ output order; GPU backends add device-pointer entry points on the pipeline's str
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from inspector.config import ModelConfig
+from inspector.model_info import ModelInfo, TensorSpec
 
-
-@dataclass(frozen=True, slots=True)
-class TensorSpec:
-    """Name, shape (None or -1 for dynamic dims) and numpy dtype name of one tensor."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str = "float32"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """What a loaded model says about itself."""
-
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def input_hw(self) -> tuple[int, int] | None:
-        """Static (H, W) of the first input, if known."""
-        shape = self.inputs[0].shape
-        h, w = (shape[2], shape[3]) if len(shape) == 4 else (None, None)
-        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
-            return h, w
-        return None
+__all__ = ["Backend", "ModelInfo", "TensorSpec"]
 
 
 class Backend(abc.ABC):

@@ -7,8 +7,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import Backend, ModelInfo, TensorSpec
+from inspector.backends.base import Backend
+from inspector.config import ModelConfig
 from inspector.errors import BackendError
+from inspector.model_info import ModelInfo, TensorSpec
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
 
@@ -53,3 +55,10 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:
             raise BackendError(f"onnxruntime failed on {self.model.name}: {exc}") from exc
         return [np.asarray(o, dtype=np.float32) for o in outputs]
+
+
+def open_reference(model: ModelConfig) -> OnnxRuntimeBackend:
+    """``model`` loaded with ONNX Runtime: the reference a new TensorRT engine must match."""
+    reference = OnnxRuntimeBackend(model)
+    reference.load()
+    return reference

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import Backend, ModelInfo
+from inspector.backends.base import Backend
 from inspector.backends.onnxruntime import _ORT_DTYPES, _spec
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
-from inspector.gpu import driver as cu
+from inspector.model_info import ModelInfo
+from inspector.nvidia import driver as cu
 
 
 class OnnxRuntimeCudaBackend(Backend):

@@ -17,12 +17,12 @@ cuda-python are imported inside methods, so importing this module imports neithe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import Backend, ModelInfo, TensorSpec
+from inspector.backends.base import Backend
 from inspector.config import ModelConfig
 from inspector.engine import cache
 from inspector.engine.bindings import BindingPlan, plan_bindings
@@ -30,8 +30,26 @@ from inspector.engine.diagnose import diagnose
 from inspector.engine.manifest import Manifest, model_sha256
 from inspector.errors import BackendError, EngineError
 from inspector.logging import get_logger
+from inspector.model_info import ModelInfo, TensorSpec
+
+if TYPE_CHECKING:
+    from inspector.engine.build import Toolchain
 
 log = get_logger(__name__)
+
+
+def toolchain() -> Toolchain:
+    """The real engine-build toolchain: TensorRT (EngineError if missing) on CUDA device 0,
+    this backend on the new plan, ONNX Runtime as the reference."""
+    from inspector.backends.onnxruntime import open_reference
+    from inspector.engine import cudart, trt_build
+    from inspector.engine.build import Toolchain
+
+    version = trt_build.tensorrt_version()
+    name, cc = cudart.device_properties(0)
+    return Toolchain(
+        version, name, cc, trt_build.compile_plan, TensorRTBackend.from_plan, open_reference
+    )
 
 
 class TensorRTBackend(Backend):
@@ -75,7 +93,8 @@ class TensorRTBackend(Backend):
             raise
 
     def _build_on_start(self) -> None:
-        from inspector.engine.build import build_engine, systemd_keepalive, toolchain
+        from inspector.camera.folder import read_folder
+        from inspector.engine.build import build_engine, systemd_keepalive
         from inspector.engine.options import BuildRequest
 
         ecfg = self.model.engine
@@ -89,6 +108,7 @@ class TensorRTBackend(Backend):
         build_engine(
             request, tools, model=self.model, golden_dir=ecfg.dir / "golden",
             run_golden_check=ecfg.golden_check, keepalive=systemd_keepalive,
+            read_folder=read_folder,
         )  # fmt: skip
 
     @classmethod

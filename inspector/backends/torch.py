@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import Backend, ModelInfo, TensorSpec
+from inspector.backends.base import Backend
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
+from inspector.model_info import ModelInfo, TensorSpec
 
 _DEFAULT_HW = (640, 640)
 

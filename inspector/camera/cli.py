@@ -134,12 +134,28 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def viewable(image: np.ndarray[Any, Any], pixel_format: str) -> np.ndarray[Any, Any]:
+    """An 8-bit frame as PNG wants it: Bayer debayered (as the preprocessor does), BGR."""
+    import cv2
+
+    bayer = {
+        "BayerRG8": cv2.COLOR_BayerRGGB2BGR,
+        "BayerBG8": cv2.COLOR_BayerBGGR2BGR,
+        "BayerGR8": cv2.COLOR_BayerGRBG2BGR,
+        "BayerGB8": cv2.COLOR_BayerGBRG2BGR,
+    }
+    if pixel_format in bayer:
+        return np.asarray(cv2.cvtColor(image, bayer[pixel_format]), np.uint8)
+    if pixel_format == "RGB8":
+        return np.ascontiguousarray(image[:, :, ::-1])
+    return image
+
+
 def cmd_grab(args: argparse.Namespace) -> int:
     """Grab ``--frames`` frames through the daemon's own source and save them as PNG."""
     import cv2
 
     from inspector.camera.genicam import GenicamCamera
-    from inspector.preprocess.cpu import to_color
 
     cfg = camera_config(args)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -149,10 +165,7 @@ def cmd_grab(args: argparse.Namespace) -> int:
             now = time.monotonic_ns()
             budget = int(cfg.timeout_ms * 1e6) + 1
             frame = cam.grab(Trigger(part, part, now, now + budget, source="cli"))
-            # Frames from this source are 8-bit; debayer for viewing, PNG wants BGR.
-            image = to_color(np.asarray(frame.image, np.uint8), frame.pixel_format)
-            if frame.pixel_format == "RGB8":
-                image = np.ascontiguousarray(image[:, :, ::-1])
+            image = viewable(np.asarray(frame.image, np.uint8), frame.pixel_format)
             path = args.out / f"frame_{part:04d}_id{frame.frame_id}.png"
             if not cv2.imwrite(str(path), image):
                 raise OSError(f"cannot write {path}")

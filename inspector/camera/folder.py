@@ -10,7 +10,7 @@ An optional JSON labels file gives the ground truth::
 
 A name listed with ``[]`` is a known-good part (``Frame.truth == ()``); a name absent
 from the file has unknown truth (``Frame.truth is None``). ``write_dataset`` in
-``camera/sim.py`` writes folders in this format.
+``sim/camera.py`` writes folders in this format.
 
 When every image has been served and ``loop`` is off, ``grab`` raises ``CameraError``
 and ``exhausted`` becomes true, so a replay loop can tell "done" from "broken". A file
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -45,6 +46,16 @@ def list_images(directory: Path) -> list[Path]:
         (p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
         key=lambda p: p.name,
     )
+
+
+def read_folder(directory: Path) -> Iterator[tuple[str, npt.NDArray[np.uint8]]]:
+    """``(file name, BGR8 image)`` for every image of ``directory``, in name order.
+
+    The engine build's golden and calibration images come through here (injected as
+    ``engine.golden.ReadFolder``); a file that cannot be decoded raises CameraError.
+    """
+    for path in list_images(directory):
+        yield path.name, read_image(path, "BGR8")
 
 
 def load_labels(path: Path) -> Truth:

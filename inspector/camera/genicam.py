@@ -17,29 +17,23 @@ move, and ``state`` / ``on_state`` carry the PLC ERROR_CODE (``CameraState.error
 
 harvesters and genicam are imported only inside functions: ``import inspector`` and the
 sim/folder daemon never load them. Node-map helpers shared with ``inspector camera``
-(producer files, device choice, feature application) live at the end of this file.
+(producer files, device choice, feature application) are in ``genicam_nodes.py``; the
+state and counters in ``genicam_state.py``; pixel conversion in ``convert.py``; matching
+frames to parts in ``matching.py``.
 """
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import structlog
 
 from inspector import metrics
-from inspector.camera.convert import (
-    FrameMatcher,
-    backoff_delays,
-    convert_raw,
-    serve_part,
-)
+from inspector.backoff import Backoff
+from inspector.camera.convert import convert_raw
 from inspector.camera.genicam_nodes import (
     apply_features,
     choose_device,
@@ -48,6 +42,8 @@ from inspector.camera.genicam_nodes import (
     open_harvester,
     trigger_features,
 )
+from inspector.camera.genicam_state import CameraState, CameraStats, DamagedBuffer, StateCallback
+from inspector.camera.matching import FrameMatcher, serve_part
 from inspector.config import GenicamCameraConfig
 from inspector.errors import CameraError, FrameError
 from inspector.types import Frame, Trigger
@@ -57,80 +53,6 @@ log = structlog.get_logger(__name__)
 #: SFNC names of a device temperature node, tried in order, and how often it is read.
 TEMPERATURE_NODES = ("DeviceTemperature", "SensorTemperature")
 TEMPERATURE_PERIOD_S = 10.0
-
-
-class CameraState(str, enum.Enum):
-    """Where the source stands; ``error_code`` is for the PLC's ERROR_CODE (1xx: camera).
-
-    A single part's failure (timeout, damaged or lost frame) does not change the state:
-    it is that part's NG no_image verdict.
-    """
-
-    CLOSED = "closed"
-    READY = "ready"
-    LOST = "lost"  # device gone; the supervisor thread is reconnecting
-
-    @property
-    def error_code(self) -> int:
-        return {CameraState.CLOSED: 101, CameraState.READY: 0, CameraState.LOST: 102}[self]
-
-
-StateCallback = Callable[[CameraState, str], None]
-
-
-class DamagedBuffer(FrameError):
-    """A complete-looking buffer whose pixels cannot be inspected (size, format)."""
-
-    def __init__(self, message: str, frame_id: int) -> None:
-        super().__init__(message)
-        self.frame_id = frame_id
-
-
-@dataclass
-class CameraStats:
-    """Counters of one source (monotonic); each also moves its Prometheus metric."""
-
-    frames: int = 0  # frames fetched and converted
-    timeouts: int = 0  # grabs that got no frame in time
-    incomplete: int = 0  # incomplete or damaged buffers dropped, never inferred on
-    lost: int = 0  # hardware trigger: frames missing from the id sequence
-    stale: int = 0  # triggered modes: frames dropped because their part had given up
-    reconnects: int = 0  # successful reconnects after the device was lost
-    reconnect_attempts: int = 0
-    _frame_times_ns: deque[int] = field(default_factory=lambda: deque(maxlen=32))
-
-    def frame_done(self, t_ns: int) -> None:
-        self.frames += 1
-        self._frame_times_ns.append(t_ns)
-        metrics.CAMERA_FRAMES.inc()
-        metrics.CAMERA_FPS.set(self.fps)
-
-    def timed_out(self) -> None:
-        self.timeouts += 1
-        metrics.CAMERA_TIMEOUTS.inc()
-
-    def damaged(self) -> None:
-        self.incomplete += 1
-        metrics.CAMERA_INCOMPLETE.inc()
-
-    def dropped(self, *, stale: int = 0, lost: int = 0) -> None:
-        self.stale += stale
-        self.lost += lost
-        metrics.CAMERA_STALE_FRAMES.inc(stale)
-        metrics.CAMERA_LOST_FRAMES.inc(lost)
-
-    def reconnect_attempt(self, *, ok: bool) -> None:
-        self.reconnect_attempts += 1
-        self.reconnects += ok
-        metrics.CAMERA_RECONNECTS.inc()
-
-    @property
-    def fps(self) -> float:
-        """Frames per second over the last (up to) 32 frames; 0.0 before two frames."""
-        times = self._frame_times_ns
-        if len(times) < 2 or times[-1] == times[0]:
-            return 0.0
-        return (len(times) - 1) * 1e9 / (times[-1] - times[0])
 
 
 class GenicamCamera:
@@ -430,8 +352,9 @@ class GenicamCamera:
                     metrics.CAMERA_TEMPERATURE.set(celsius)
                 continue
             cfg = self.cfg
-            for delay in backoff_delays(cfg.reconnect_backoff_s, cfg.reconnect_backoff_max_s):
-                if self._stop.wait(delay):
+            backoff = Backoff(cfg.reconnect_backoff_s, cfg.reconnect_backoff_max_s)
+            while True:
+                if self._stop.wait(backoff.next()):
                     return
                 if self._try_reconnect():
                     break

@@ -11,11 +11,12 @@ among the device's nodes.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from inspector.camera.convert import close_matches
 from inspector.config import GenicamCameraConfig
 from inspector.errors import CameraError, ConfigError
 
@@ -186,3 +187,17 @@ def _write_feature(node: Any, name: str, value: Any) -> None:
         raise
     except Exception as exc:  # out of range, locked while acquiring, bad type ...
         raise ConfigError(f"camera feature {name}={value!r} rejected: {exc}") from exc
+
+
+def close_matches(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
+    """Feature names close to a misspelled ``name``: case-insensitive hits first, then
+    difflib's nearest spellings."""
+    names = sorted(set(candidates))
+    lower = name.lower()
+    hits = [c for c in names if c.lower() == lower]
+    hits += [c for c in names if c not in hits and (lower in c.lower() or c.lower() in lower)]
+    by_lower = {c.lower(): c for c in names}
+    for near in difflib.get_close_matches(lower, list(by_lower), n=n, cutoff=0.6):
+        if by_lower[near] not in hits:
+            hits.append(by_lower[near])
+    return hits[:n]

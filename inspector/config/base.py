@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Section(BaseModel):
-    """A config block: unknown keys are errors (fail closed), instances are frozen."""
+    """A config block: unknown keys are errors (fail closed), instances are frozen, and
+    every number is finite (``.inf`` for a timeout or a poll period is refused)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -58,20 +58,69 @@ def format_errors(exc: ValidationError, lines: dict[Loc, int], source: str) -> l
     return out
 
 
+#: Limits on a config file: a config is a few kB; anything far beyond is a mistake or an attack.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_NODES = 100_000  # scalars, mappings and sequences, aliases expanded
+
+
+def _check_tree(node: yaml.Node, source: str) -> None:
+    """Refuse duplicate keys, excessive nesting and alias expansion (a 'billion laughs')."""
+    sizes: dict[int, int] = {}
+
+    def walk(n: yaml.Node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{source}:{n.start_mark.line + 1}: nesting deeper than {MAX_DEPTH}")
+        if id(n) in sizes:  # an alias: counted again, walked once
+            return sizes[id(n)]
+        size = 1
+        if isinstance(n, yaml.MappingNode):
+            seen: dict[object, int] = {}
+            for key, value in n.value:
+                k = key.value if isinstance(key, yaml.ScalarNode) else id(key)
+                if k in seen:
+                    raise ConfigError(
+                        f"{source}:{key.start_mark.line + 1}: duplicate key {k!r} "
+                        f"(first on line {seen[k]})"
+                    )
+                seen[k] = key.start_mark.line + 1
+                size += walk(key, depth + 1) + walk(value, depth + 1)
+        elif isinstance(n, yaml.SequenceNode):
+            size += sum(walk(item, depth + 1) for item in n.value)
+        sizes[id(n)] = size
+        if size > MAX_NODES:
+            raise ConfigError(f"{source}: more than {MAX_NODES} values (aliases expanded)")
+        return size
+
+    walk(node, 0)
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
-    """Validate YAML text; raise ConfigError listing every problem with its line."""
+    """Validate YAML text; raise ConfigError listing every problem with its line.
+
+    Before validation the document is checked for duplicate keys, nesting, size and
+    alias expansion; numbers must be finite (``Section`` forbids inf and NaN).
+    """
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES} bytes; not a config file")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_tree(node, source)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: invalid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{source}: nesting too deep") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
     lines = _yaml_lines(node) if node is not None else {}
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError("\n".join(format_errors(exc, lines, source))) from exc
+    cfg._as_written_hash = _fingerprint(cfg)
+    return cfg
 
 
 def load_config(path: Path | str | None = None) -> Config:
@@ -80,11 +129,27 @@ def load_config(path: Path | str | None = None) -> Config:
     Relative paths inside the config are resolved against the file's directory.
     """
     p = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    return resolve_paths(parse_config(read_config_text(p), str(p)), p.parent)
+
+
+def read_config_text(p: Path) -> str:
+    """The file's text: a regular file, at most MAX_CONFIG_BYTES, strict UTF-8."""
     try:
-        text = p.read_text(encoding="utf-8")
+        if not p.is_file():
+            raise ConfigError(f"cannot read config {p}: not a regular file")
+        with p.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read config {p}: {exc.strerror}") from exc
-    return resolve_paths(parse_config(text, str(p)), p.parent)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p}: larger than {MAX_CONFIG_BYTES} bytes; not a config file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "
+            "save the config as UTF-8"
+        ) from exc
 
 
 def resolve_paths(cfg: Config, base: Path) -> Config:
@@ -126,7 +191,16 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
 
 
 def config_hash(cfg: Config) -> str:
-    """A short, stable fingerprint of the validated config (build_info, CONFIG_CRC)."""
+    """A short, stable fingerprint of the config as written (build_info, CONFIG_CRC).
+
+    The same YAML gives the same hash wherever it is installed and whatever the
+    command line overrides (``--metrics-port``, ``--parts``): it is taken when the text
+    is parsed, with paths as written. A config built in code is hashed as it stands.
+    """
+    return cfg._as_written_hash or _fingerprint(cfg)
+
+
+def _fingerprint(cfg: Config) -> str:
     blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

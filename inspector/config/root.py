@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from inspector.config.base import Section
 from inspector.config.camera import CameraConfig
@@ -28,6 +28,11 @@ class Config(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs.")
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig, description="NG archive.")
     hmi: HmiConfig = Field(default_factory=HmiConfig, description="Station web page.")
+
+    #: ``config_hash`` of the config as written (set by ``parse_config``, before paths
+    #: are resolved against the file's directory and before command-line overrides);
+    #: kept by ``model_copy``, so neither changes the fingerprint.
+    _as_written_hash: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _recipes_consistent(self) -> Config:

@@ -1,11 +1,13 @@
 """One engine build, start to finish: hash, compile, golden check, manifest.
 
 ``build_engine`` is the flow behind ``inspector engine build`` and behind a start-time
-build (``engine.build_on_start``). The TensorRT parts come in as a ``Toolchain`` (the
-real one is ``toolchain()``), so this flow is tested with real ONNX Runtime and a
-stand-in compiler. The manifest is written last, and only after the golden check
-passed: the cache only ever picks plans that have a manifest, so an engine that
-disagrees with ONNX Runtime is never switched to.
+build (``engine.build_on_start``). The TensorRT parts and the ONNX Runtime reference
+come in as a ``Toolchain`` (the real one is ``backends.tensorrt.toolchain()``; engine/
+never imports a backend), so this flow is tested with real ONNX Runtime and a
+stand-in compiler. Golden and calibration folders are read by the ``read_folder``
+passed in (the daemon's is ``camera.folder.read_folder``). The manifest is written
+last, and only after the golden check passed: the cache only ever picks plans that
+have a manifest, so an engine that disagrees with ONNX Runtime is never switched to.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from typing import Any, Protocol, TextIO
 import numpy as np
 
 from inspector import __version__, systemd
-from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig, RulesConfig
 from inspector.engine import cache, golden
 from inspector.engine.manifest import (
@@ -42,6 +43,7 @@ from inspector.engine.options import (
 )
 from inspector.engine.progress import BuildProgress
 from inspector.errors import EngineError, InspectorError
+from inspector.model_info import ModelInfo
 from inspector.preprocess.geometry import Geometry
 
 #: systemd start-timeout extension per keepalive during a build.
@@ -61,6 +63,14 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
+class Reference(Protocol):
+    """The model as trained (ONNX Runtime), loaded: its I/O description and outputs."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+    def infer(self, tensor: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]: ...
+
+
 Compile = Callable[
     [
         BuildRequest,
@@ -75,23 +85,16 @@ Compile = Callable[
 
 @dataclass(frozen=True, slots=True)
 class Toolchain:
-    """The installed TensorRT and GPU, and the two calls only TensorRT can make."""
+    """The installed TensorRT and GPU, the two calls only TensorRT can make, and the
+    reference the new engine is checked against (``open_reference`` loads the model
+    with ONNX Runtime)."""
 
     trt_version: str
     gpu_name: str
     compute_capability: str
     compile: Compile
     open_runner: Callable[[ModelConfig, bytes, Manifest], Runner]
-
-
-def toolchain() -> Toolchain:
-    """The real toolchain: TensorRT (EngineError if missing) on CUDA device 0."""
-    from inspector.backends.tensorrt import TensorRTBackend
-    from inspector.engine import cudart, trt_build
-
-    version = trt_build.tensorrt_version()
-    name, cc = cudart.device_properties(0)
-    return Toolchain(version, name, cc, trt_build.compile_plan, TensorRTBackend.from_plan)
+    open_reference: Callable[[ModelConfig], Reference]
 
 
 def verdict_function(
@@ -157,15 +160,14 @@ def build_engine(
     run_golden_check: bool = True,
     out: TextIO = sys.stderr,
     keepalive: Callable[[str], object] | None = None,
+    read_folder: golden.ReadFolder | None = None,
 ) -> tuple[Path, Manifest]:
     """Build the plan for ``request``, check it, write plan + manifest; return both."""
-    from inspector.backends.onnxruntime import OnnxRuntimeBackend
-
     model = (model or ModelConfig(name=request.onnx.stem, path=request.onnx)).model_copy(
         update={"path": request.onnx, "backend": "onnxruntime"}
     )
-    reference = OnnxRuntimeBackend(model)
-    reference.load()  # the model as trained; also gives ONNX I/O names and metadata
+    # the model as trained; also gives ONNX I/O names and metadata
+    reference = tools.open_reference(model)
     info = reference.info
     plan = plan_build(request, trt_major(tools.trt_version))
     for note in plan.notes:
@@ -175,7 +177,10 @@ def build_engine(
     calib: list[np.ndarray[Any, Any]] = []
     if plan.calibrate and request.calib_images is not None:
         calib = [
-            t for _, t, _ in golden.folder_inputs(request.calib_images, input_hw, model.preprocess)
+            t
+            for _, t, _ in golden.folder_inputs(
+                request.calib_images, input_hw, model.preprocess, read_folder
+            )
         ]
         if not calib:
             raise EngineError(f"no calibration images in {request.calib_images}")
@@ -202,8 +207,9 @@ def build_engine(
     if run_golden_check:
         try:
             report = _golden(
-                model, info, rules, golden_dir, input_hw, tools, data, manifest, reference
-            )
+                model, info, rules, golden_dir, input_hw, tools, data, manifest, reference,
+                read_folder,
+            )  # fmt: skip
         except BaseException:
             plan_path.unlink(missing_ok=True)
             raise
@@ -222,9 +228,10 @@ def _golden(
     tools: Toolchain,
     data: bytes,
     manifest: Manifest,
-    reference: Any,
+    reference: Reference,
+    read_folder: golden.ReadFolder | None,
 ) -> golden.GoldenReport:
-    images = golden.golden_inputs(golden_dir, input_hw, model.preprocess)
+    images = golden.golden_inputs(golden_dir, input_hw, model.preprocess, read_folder=read_folder)
     runner = tools.open_runner(model, data, manifest)
     try:
         report = golden.run_golden(

@@ -11,7 +11,7 @@ Pure numpy; the two runners and the verdict function are plain callables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,10 @@ from inspector.preprocess.geometry import Geometry
 Tensor = npt.NDArray[np.float32]
 Runner = Callable[[Tensor], list[Tensor]]
 VerdictOf = Callable[[list[Tensor], Geometry], Any]
+#: Reads a folder of images (name order) as ``(file name, BGR8 image)``, raising
+#: CameraError on a file it cannot decode. The daemon's own reader is
+#: ``camera.folder.read_folder``; it is passed in so engine/ never imports a camera.
+ReadFolder = Callable[[Path], Iterable[tuple[str, npt.NDArray[np.uint8]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +182,7 @@ def golden_inputs(
     input_hw: tuple[int, int],
     cfg: PreprocessConfig,
     *,
+    read_folder: ReadFolder | None = None,
     synthetic: int = 6,
     seed: int = 0,
 ) -> list[tuple[str, Tensor, Geometry]]:
@@ -190,7 +195,7 @@ def golden_inputs(
 
     from inspector.preprocess.cpu import preprocess
 
-    out = folder_inputs(folder, input_hw, cfg) if folder is not None else []
+    out = folder_inputs(folder, input_hw, cfg, read_folder) if folder is not None else []
     if out:
         return out
     rng = np.random.default_rng(seed)
@@ -212,20 +217,23 @@ def golden_inputs(
 
 
 def folder_inputs(
-    folder: Path, input_hw: tuple[int, int], cfg: PreprocessConfig
+    folder: Path,
+    input_hw: tuple[int, int],
+    cfg: PreprocessConfig,
+    read_folder: ReadFolder | None,
 ) -> list[tuple[str, Tensor, Geometry]]:
     """Every image of ``folder`` (name order), read and preprocessed as the daemon would."""
-    from inspector.camera.folder import list_images, read_image
     from inspector.preprocess.cpu import preprocess
 
     if not folder.is_dir():
         return []
+    if read_folder is None:
+        raise EngineError(f"{folder}: no image reader was given to read it")
     out = []
-    for path in list_images(folder):
-        try:
-            image = read_image(path, "BGR8")
-        except CameraError as exc:
-            raise EngineError(f"image {path} cannot be read") from exc
-        tensor, geo = preprocess(image, "BGR8", input_hw, cfg)
-        out.append((path.name, tensor, geo))
+    try:
+        for name, image in read_folder(folder):
+            tensor, geo = preprocess(image, "BGR8", input_hw, cfg)
+            out.append((name, tensor, geo))
+    except CameraError as exc:
+        raise EngineError(f"image cannot be read: {exc}") from exc
     return out

@@ -1,12 +1,11 @@
-"""GPU helpers for the CUDA path (preprocess on device, backends on one stream).
+"""The device path of the flow (a leaf: only the app's wiring imports it).
 
-Nothing here is imported by ``import inspector`` or by the CPU daemon: ``preprocess/cuda.py``
-and ``backends/torch.py`` import these modules only when ``preprocess.device: cuda`` or
-``backend: torch`` is configured.
+Nothing here is imported by ``import inspector`` or by the CPU daemon; the app imports
+``stage.py`` only when ``preprocess.device: cuda`` is configured. The CUDA driver and
+NVRTC layers it stands on are in ``inspector/nvidia/``.
 
-- ``driver.py``: a thin layer over cuda-python's driver API (12.x and 13.x import paths);
-  every failing call raises ``BackendError`` carrying the CUDA error name.
-- ``nvrtc.py``: compile CUDA C++ to a cubin, cached per GPU architecture.
-- ``stage.py``: the device stage of the flow: pinned frame → fused kernel → model on the
+- ``stage.py``: the device path of the flow: pinned frame → fused kernel → model on the
   same stream → outputs back on the host.
+- ``compact.py``: the detector candidate filter (its kernel next to it) run on the
+  model's outputs before the copy back.
 """

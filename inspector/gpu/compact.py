@@ -2,7 +2,7 @@
 
 YOLOv8-layout outputs ``[1, 4+nc, N]`` hold N = 8400 candidates at 640×640, almost all
 below the confidence floor. ``CandidateFilter`` runs one small kernel (``inspector_compact``
-in ``preprocess/cuda_kernel.py``) on the pipeline stream: each candidate whose best class
+below) on the pipeline stream: each candidate whose best class
 score reaches the floor takes a slot (``atomicAdd``) in a fixed ``[4+nc, cap]`` buffer,
 and the count comes back with it. The host then decodes only ``count`` columns (order is
 arbitrary; NMS sorts by score). A fixed-size copy needs no host sync in the middle of the
@@ -17,9 +17,37 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from inspector.gpu import driver as cu
-from inspector.gpu.nvrtc import compile_cubin
-from inspector.preprocess.cuda_kernel import COMPACT_KERNEL_NAME, KERNEL_NAME, KERNEL_SOURCE
+from inspector.nvidia import driver as cu
+from inspector.nvidia.nvrtc import compile_cubin
+
+COMPACT_KERNEL_NAME = "inspector_compact"
+
+COMPACT_KERNEL_SOURCE = r"""
+__device__ __forceinline__ float load_any(const void* src, int is_half, long long i) {
+    if (!is_half) return ((const float*)src)[i];
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(((const unsigned short*)src)[i]));
+    return f;
+}
+
+// Detector candidate filter (YOLOv8 layout [channels, n], class scores from row
+// `first_score`): copy the columns whose best class score reaches `floor` into
+// dst [channels, cap], in any order, and count them. `count` must be zeroed first.
+extern "C" __global__ void inspector_compact(const void* src, int is_half, int channels, int n,
+                                             int first_score, float floor, int cap,
+                                             float* dst, int* count) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float best = load_any(src, is_half, (long long)first_score * n + i);
+    for (int c = first_score + 1; c < channels; ++c)
+        best = fmaxf(best, load_any(src, is_half, (long long)c * n + i));
+    if (!(best >= floor)) return;   // NaN scores never pass
+    int slot = atomicAdd(count, 1);
+    if (slot >= cap) return;
+    for (int c = 0; c < channels; ++c)
+        dst[(long long)c * cap + slot] = load_any(src, is_half, (long long)c * n + i);
+}
+"""
 
 _THREADS = 256
 
@@ -37,7 +65,7 @@ class CandidateFilter:
         import torch
 
         info = cu.make_current()
-        cubin = compile_cubin(KERNEL_SOURCE, KERNEL_NAME, info.arch)
+        cubin = compile_cubin(COMPACT_KERNEL_SOURCE, COMPACT_KERNEL_NAME, info.arch)
         self._module, self._fn = cu.module_load(cubin, COMPACT_KERNEL_NAME)
         self.channels, self.n, self.cap = channels, n, cap
         self.outs = [

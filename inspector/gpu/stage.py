@@ -39,9 +39,9 @@ import numpy.typing as npt
 
 from inspector.config import ModelConfig
 from inspector.errors import BackendError, ConfigError, FrameError
-from inspector.gpu import driver as cu
 from inspector.gpu.compact import CandidateFilter
 from inspector.models.base import Postprocessor
+from inspector.nvidia import driver as cu
 from inspector.preprocess.cuda import CudaPreprocessor
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding, Frame

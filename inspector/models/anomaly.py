@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inspector.backends.base import ModelInfo, TensorSpec
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
+from inspector.model_info import ModelInfo, TensorSpec
 from inspector.models.base import input_hw_of
 from inspector.models.blobs import find_blobs, valid_cells
 from inspector.models.outputs import FloatArray, require_finite

@@ -8,9 +8,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
+from inspector.model_info import ModelInfo
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
+from inspector.model_info import ModelInfo
 from inspector.models.base import input_hw_of, names_of
 from inspector.models.outputs import FloatArray, first_output, require_finite
 from inspector.preprocess.geometry import Geometry

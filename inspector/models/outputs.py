@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from inspector.backends.base import ModelInfo
 from inspector.errors import ModelError
+from inspector.model_info import ModelInfo
 
 FloatArray = npt.NDArray[np.float32]
 

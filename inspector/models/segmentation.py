@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inspector.backends.base import ModelInfo
 from inspector.config import ModelConfig
 from inspector.errors import ConfigError, ModelError
+from inspector.model_info import ModelInfo
 from inspector.models.base import input_hw_of, names_of
 from inspector.models.blobs import find_blobs
 from inspector.models.outputs import (

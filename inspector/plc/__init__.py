@@ -4,7 +4,7 @@
 * ``handshake.py``: the vision side of the handshake as a state machine (pure);
 * ``io.py``: Modbus TCP, daemon as client or as server (pymodbus, asyncio);
 * ``link.py``: ``PlcLink``, the trigger source and result sink the application wires;
-* ``plc_program.py`` + ``sim.py``: the PLC simulator; ``cli.py``: ``inspector plc-sim``.
+* the PLC simulator (a demo and test piece) lives in ``inspector/sim/``.
 
 docs/plc.md has the map, the timing and what the PLC program must do.
 """

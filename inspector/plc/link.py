@@ -234,10 +234,14 @@ class PlcLink:
             # (at most one poll period late) never delays a verdict.
             await self.io.wait(self._wake, poll_s)
             await self._flush()
-        # An orderly stop: show STATE offline (best effort; the PLC alarms on the
-        # heartbeat anyway if this write does not make it).
+        # An orderly stop: show STATE offline, or fault when the daemon stops on a fault
+        # (best effort; the PLC alarms on the heartbeat anyway if this write is lost).
         with contextlib.suppress(PlcError):
-            words = [self.handshake.vision_heartbeat, int(State.OFFLINE), 0]
+            app_state, app_error = self._app_state
+            final = (
+                (int(State.FAULT), app_error) if app_state == State.FAULT else (State.OFFLINE, 0)
+            )
+            words = [self.handshake.vision_heartbeat, int(final[0]), final[1]]
             await self.io.write(self.cfg.out_base, words, MIN_WRITE_NS / 1e9 * 10)
 
     def _apply(self, step: Step, submit: Submit, now: int) -> None:

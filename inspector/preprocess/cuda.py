@@ -21,7 +21,7 @@ so per frame the model's stream carries the model and almost nothing else. Event
 the two streams: a slot's staging tensor is rewritten only after its last copy out.
 - CUDA events around each stage, read back by ``stage_ns()`` once the frame is done.
 
-Every CUDA failure raises ``BackendError`` named after the CUDA error (``gpu/driver.py``);
+Every CUDA failure raises ``BackendError`` named after the CUDA error (``nvidia/driver.py``);
 the pipeline turns it into NG_ERROR. The geometry equals the CPU path's.
 """
 
@@ -37,8 +37,8 @@ import numpy.typing as npt
 
 from inspector.config import PreprocessConfig
 from inspector.errors import BackendError, FrameError
-from inspector.gpu import driver as cu
-from inspector.gpu.nvrtc import compile_cubin
+from inspector.nvidia import driver as cu
+from inspector.nvidia.nvrtc import compile_cubin
 from inspector.preprocess.cuda_kernel import (
     KERNEL_NAME,
     KERNEL_SOURCE,

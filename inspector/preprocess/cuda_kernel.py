@@ -34,7 +34,6 @@ from inspector.preprocess.cpu import affine, pad_levels
 from inspector.preprocess.geometry import Geometry, fit
 
 KERNEL_NAME = "inspector_preprocess"
-COMPACT_KERNEL_NAME = "inspector_compact"
 
 #: pixel-format codes understood by the kernel
 FMT_MONO, FMT_BGR, FMT_RGB, FMT_BAYER = 0, 1, 2, 3
@@ -193,35 +192,6 @@ extern "C" __global__ void inspector_preprocess(const unsigned char* src, void* 
     store(dst, p, 0, i, c0 * p.mul0 + p.add0);
     store(dst, p, 1, i, vg * p.mul1 + p.add1);
     store(dst, p, 2, i, c2 * p.mul2 + p.add2);
-}
-
-__device__ __forceinline__ float load_any(const void* src, int is_half, long long i) {
-    if (!is_half) return ((const float*)src)[i];
-#ifdef INSPECTOR_CPU_CHECK
-    return inspector_cpu_float(((const unsigned short*)src)[i]);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(((const unsigned short*)src)[i]));
-    return f;
-#endif
-}
-
-// Detector candidate filter (YOLOv8 layout [channels, n], class scores from row
-// `first_score`): copy the columns whose best class score reaches `floor` into
-// dst [channels, cap], in any order, and count them. `count` must be zeroed first.
-extern "C" __global__ void inspector_compact(const void* src, int is_half, int channels, int n,
-                                             int first_score, float floor, int cap,
-                                             float* dst, int* count) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float best = load_any(src, is_half, (long long)first_score * n + i);
-    for (int c = first_score + 1; c < channels; ++c)
-        best = fmaxf(best, load_any(src, is_half, (long long)c * n + i));
-    if (!(best >= floor)) return;   // NaN scores never pass
-    int slot = atomicAdd(count, 1);
-    if (slot >= cap) return;
-    for (int c = 0; c < channels; ++c)
-        dst[(long long)c * cap + slot] = load_any(src, is_half, (long long)c * n + i);
 }
 """
 

@@ -47,7 +47,7 @@ def _err_01(gpu: np.ndarray, cpu: np.ndarray, cfg: PreprocessConfig) -> float:
 def test_gpu_matches_cpu(fmt: str, resize: str, fp16: bool) -> None:
     from inspector.preprocess.cuda import preprocess_once
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(11)
     cfg = PreprocessConfig(resize=resize)
     for h, w, mh, mw in SIZES:
         image = _frame(rng, fmt, h, w)
@@ -63,7 +63,7 @@ def test_gpu_matches_cpu(fmt: str, resize: str, fp16: bool) -> None:
 def test_gpu_matches_cpu_with_mean_std_and_bgr(fmt: str) -> None:
     from inspector.preprocess.cuda import preprocess_once
 
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(12)
     cfg = PreprocessConfig(
         channel_order="BGR", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), pad_value=0
     )
@@ -79,11 +79,11 @@ def test_ring_of_frames_in_flight_keeps_each_frame(staging: bool) -> None:
     must be its own frame's (a slot reused too early would show another frame)."""
     import torch
 
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
     from inspector.preprocess.cuda import CudaPreprocessor
 
     cfg = PreprocessConfig()
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(13)
     stream = cu.stream_create()
     pre = CudaPreprocessor(
         "BayerRG8",
@@ -120,7 +120,7 @@ def test_ring_of_frames_in_flight_keeps_each_frame(staging: bool) -> None:
 
 
 def test_wrong_frame_is_a_frame_error() -> None:
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
     from inspector.preprocess.cuda import CudaPreprocessor
 
     stream = cu.stream_create()
@@ -135,7 +135,7 @@ def test_wrong_frame_is_a_frame_error() -> None:
 
 def test_cuda_error_is_a_named_backend_error() -> None:
     """A failing CUDA call raises BackendError named after the CUDA error, and counts."""
-    from inspector.gpu import driver as cu
+    from inspector.nvidia import driver as cu
     from inspector.preprocess.cuda import CudaPreprocessor
 
     cu.make_current()
@@ -157,7 +157,7 @@ _ILLEGAL_ADDRESS = """
 import numpy as np
 from inspector.config import PreprocessConfig
 from inspector.errors import BackendError
-from inspector.gpu import driver as cu
+from inspector.nvidia import driver as cu
 from inspector.preprocess.cuda import CudaPreprocessor
 stream = cu.stream_create()
 pre = CudaPreprocessor(

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 from inspector.config import EngineConfig, ModelConfig
-from tests.unit.test_engine_bindings import DataType, FakeEngine, TensorIOMode
-from tests.unit.test_engine_manifest import make_manifest
+from tests.support.engine import DataType, FakeEngine, TensorIOMode, make_manifest
 
 pytestmark = pytest.mark.gpu
 

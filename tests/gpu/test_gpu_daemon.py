@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from inspector.types import Reason
-from tests.daemon_support import Record, run_against_plc_sim
+from tests.support.daemon import Record, run_against_plc_sim
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 

@@ -17,7 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import REPO, free_port, make_detector_onnx
+from tests.support.common import REPO, free_port
+from tests.support.onnx_models import make_detector_onnx
 
 
 def promtool() -> str:

@@ -18,8 +18,8 @@ import pytest
 
 from inspector.app import App
 from inspector.config import parse_config
-from tests.conftest import REPO
-from tests.daemon_support import Record, run_against_plc_sim
+from tests.support.common import REPO
+from tests.support.daemon import Record, run_against_plc_sim
 
 VIKY = Path(genicam.__file__).resolve().parent / "viky.cti"
 PARTS = 80

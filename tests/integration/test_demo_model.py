@@ -19,7 +19,6 @@ import onnxruntime as ort
 import pytest
 
 from inspector.backends import create_backend
-from inspector.camera.sim import DEFECT_CLASSES, render_part
 from inspector.config import (
     ModelConfig,
     PreprocessConfig,
@@ -30,6 +29,7 @@ from inspector.config import (
 from inspector.inspect import LoadedModel, LoadedRecipe, inspect_part
 from inspector.models import build_postprocessor
 from inspector.preprocess.cpu import preprocess
+from inspector.sim.render import DEFECT_CLASSES, render_part
 from inspector.types import Frame, Label, Verdict
 
 ENGINES = Path(__file__).resolve().parents[2] / "engines"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inspector.backends.onnxruntime import OnnxRuntimeBackend
+from inspector.backends.onnxruntime import OnnxRuntimeBackend, open_reference
 from inspector.config import ModelConfig, PreprocessConfig
 from inspector.engine import cache, golden
 from inspector.engine.build import Toolchain, build_engine, verdict_function
@@ -24,43 +24,7 @@ from inspector.engine.manifest import Manifest, read_manifest, sha256_bytes, sha
 from inspector.engine.options import BuildPlan, BuildRequest, ShapeProfile
 from inspector.engine.progress import BuildProgress
 from inspector.errors import EngineError
-
-IMGSZ = 64
-
-
-def make_conv_detector(path: Path) -> Path:
-    """A real YOLOv8-layout ONNX ([1, 4+3, N]) whose outputs depend on every pixel."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    # Boxes: small image-dependent jitter around (32, 32, 8, 8). Class 0 scores
-    # sum(rgb) - 2.2: a flat grey part scores < 0 (OK), white pixels score 0.8 (NG).
-    w = np.zeros((7, 3, 1, 1), np.float32)
-    w[:4, :, 0, 0] = 0.5
-    w[4, :, 0, 0] = 1.0
-    w[5:, :, 0, 0] = -1.0
-    b = np.array([32, 32, 8, 8, -2.2, -1, -1], np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["images", "w", "b"], ["c"]),
-            helper.make_node("Reshape", ["c", "shape"], ["output0"]),
-        ],
-        "conv_detector",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IMGSZ, IMGSZ])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 7, IMGSZ * IMGSZ])],
-        initializer=[
-            helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.flatten().tolist()),
-            helper.make_tensor("b", TensorProto.FLOAT, b.shape, b.tolist()),
-            helper.make_tensor("shape", TensorProto.INT64, [3], [1, 7, IMGSZ * IMGSZ]),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for key, value in (("names", "{0: 'scratch', 1: 'spot', 2: 'hole'}"), ("imgsz", "[64, 64]")):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
-    return path
+from tests.support.onnx_models import IMGSZ, make_conv_detector
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +145,7 @@ def toolchain(ort: OnnxRuntimeBackend, factor: float, runners: list[OrtRunner]) 
         runners.append(OrtRunner(ort, factor))
         return runners[-1]
 
-    return Toolchain("10.3.0", "Orin", "8.7", FakeCompiler(), open_runner)
+    return Toolchain("10.3.0", "Orin", "8.7", FakeCompiler(), open_runner, open_reference)
 
 
 def test_build_writes_manifest_after_golden_pass_and_cache_uses_it(

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, make_detector_onnx
+from tests.support.common import REPO
+from tests.support.onnx_models import make_detector_onnx
 
 HEAVY = ("tensorrt", "cuda", "torch")
 
@@ -35,7 +36,7 @@ def run_and_list_heavy(tmp_path: Path, body: str) -> dict[str, object]:
 def test_package_and_engine_modules_import_nothing_heavy(tmp_path: Path) -> None:
     body = """
 import inspector
-import inspector.backends.tensorrt, inspector.engine.cli, inspector.engine.build
+import inspector.backends.tensorrt, inspector.engine_cli, inspector.engine.build
 import inspector.engine.trt_build, inspector.engine.cudart, inspector.engine.golden
 from inspector.backends import backend_class
 assert backend_class("tensorrt").__name__ == "TensorRTBackend"

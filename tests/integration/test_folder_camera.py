@@ -12,9 +12,9 @@ import pytest
 
 from inspector.camera.base import Camera
 from inspector.camera.folder import FolderCamera, load_labels
-from inspector.camera.sim import render_part, write_dataset
 from inspector.config import FolderCameraConfig, SimCameraConfig, SimDefectConfig
 from inspector.errors import CameraError, ConfigError
+from inspector.sim.camera import render_part, write_dataset
 from inspector.types import Label, Trigger
 
 

@@ -18,8 +18,9 @@ import genicam
 import pytest
 
 from inspector import metrics
-from inspector.camera.genicam import CameraState, GenicamCamera
+from inspector.camera.genicam import GenicamCamera
 from inspector.camera.genicam_nodes import list_devices
+from inspector.camera.genicam_state import CameraState
 from inspector.config import GenicamCameraConfig
 from inspector.errors import CameraError, ConfigError
 from inspector.preprocess.cpu import check_frame

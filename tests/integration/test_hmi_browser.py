@@ -17,9 +17,9 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from inspector.camera.sim import render_part
 from inspector.config import SimCameraConfig
-from tests.hmi_daemon import CHROMIUM, CHROMIUM_FLAGS, POOL, SEED, Daemon, running_daemon
+from inspector.sim.render import render_part
+from tests.support.hmi_daemon import CHROMIUM, CHROMIUM_FLAGS, POOL, SEED, Daemon, running_daemon
 
 WATCH = """() => {
   window.__seen = {verdicts: new Set(), parts: new Set()};

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.hmi_daemon import Daemon, running_daemon
+from tests.support.common import REPO
+from tests.support.hmi_daemon import Daemon, running_daemon
 
 SOAK_S = float(os.environ.get("INSPECTOR_HMI_SOAK_S", "20"))
 BUDGET_MS = float(os.environ.get("INSPECTOR_HMI_LOAD_BUDGET_MS", "30"))
@@ -56,7 +56,7 @@ def sample_rss(rss: list[tuple[float, int]], daemon: Daemon, stop: threading.Eve
 
 
 def run_viewers(daemon: Daemon) -> dict:
-    cmd = [sys.executable, "-m", "tests.hmi_clients", daemon.url]
+    cmd = [sys.executable, "-m", "tests.support.hmi_clients", daemon.url]
     cmd += ["--clients", "20", "--stuck", "1", "--seconds", str(SOAK_S)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(

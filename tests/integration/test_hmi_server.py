@@ -28,7 +28,7 @@ from inspector.archive import Archive
 from inspector.hmi.live import gauge_value
 from inspector.hmi.server import Hmi
 from inspector.supervisor import Supervisor
-from tests.hmi_support import defective_index, get, hmi_config, make_result, raw_http, sse_events
+from tests.support.hmi import defective_index, get, hmi_config, make_result, raw_http, sse_events
 
 
 def counter(c: metrics.Counter, *labels: str) -> float:

@@ -1,6 +1,6 @@
 """The per-part loop end to end: sim camera → real ONNX model → rules → sinks.
 
-The model is a small real ONNX graph with fixed detections (tests/conftest.py), run by
+The model is a small real ONNX graph with fixed detections (tests/support/onnx_models.py), run by
 ONNX Runtime exactly as the demo model is; the subject here is the pipeline's
 ordering, deadlines, overruns and fail-closed paths.
 """
@@ -14,24 +14,11 @@ import numpy as np
 import pytest
 
 from inspector.app import App
-from inspector.camera.sim import SimCamera
 from inspector.config import Config, parse_config
+from inspector.sim.camera import SimCamera
 from inspector.types import Frame, PartResult, Reason, Trigger
-from tests.conftest import make_detector_onnx
-
-
-class Collect:
-    """A result sink that records results and signals when ``want`` have arrived."""
-
-    def __init__(self, want: int) -> None:
-        self.want = want
-        self.results: list[PartResult] = []
-        self.done = threading.Event()
-
-    def publish(self, result: PartResult) -> None:
-        self.results.append(result)
-        if len(self.results) >= self.want:
-            self.done.set()
+from tests.support.onnx_models import make_detector_onnx
+from tests.support.sinks import Collect
 
 
 def config(

@@ -1,7 +1,7 @@
 """The PLC link against the PLC simulator: real pymodbus client and server on 127.0.0.1.
 
 The 2,000-part runs start the simulator in its own process (``python -m
-inspector.plc.cli``), as a real PLC is a separate device: sharing one interpreter's GIL
+inspector.sim.cli``), as a real PLC is a separate device: sharing one interpreter's GIL
 with the link would measure the GIL, not the link. The scenario tests drive an
 in-process simulator part by part.
 """
@@ -20,11 +20,11 @@ from collections.abc import Iterator
 import pytest
 
 from inspector.config import PlcConfig
-from inspector.plc.plc_program import PlcModel
 from inspector.plc.protocol import ERR_RESULT_OVERFLOW, ERR_UNKNOWN_RECIPE, Command, State
-from inspector.plc.sim import PlcSimulator, start_embedded
+from inspector.sim.plc import PlcSimulator, start_embedded
+from inspector.sim.plc_program import PlcModel
 from inspector.types import PlcVerdict
-from tests.integration.plc_support import FakePipeline, RunningLink, expected_ok, wait_for
+from tests.support.plc import FakePipeline, RunningLink, expected_ok, wait_for
 
 PARTS = 2000
 RATE_HZ = 100
@@ -50,7 +50,7 @@ def check_answers(answers: list[tuple[int, int]], triggered: int) -> None:
 
 
 def run_sim_process(args: list[str]) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "inspector.plc.cli", "--json", "--deadline-ms", "300", *args]
+    cmd = [sys.executable, "-m", "inspector.sim.cli", "--json", "--deadline-ms", "300", *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
 

@@ -16,9 +16,9 @@ from pyModbusTCP.client import ModbusClient  # dev dependency: pyModbusTCP
 from pyModbusTCP.server import ModbusServer
 
 from inspector.config import PlcConfig
-from inspector.plc.plc_program import PlcModel
 from inspector.plc.protocol import BLOCK_B_LEN, RESULT_FIRST, RESULT_LEN
-from tests.integration.plc_support import RunningLink, expected_ok
+from inspector.sim.plc_program import PlcModel
+from tests.support.plc import RunningLink, expected_ok
 
 PARTS = 400
 PERIOD_S = 1 / 100

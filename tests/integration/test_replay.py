@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from inspector.camera.sim import write_dataset
 from inspector.config import SimCameraConfig
-from tests.conftest import make_detector_onnx
+from inspector.sim.camera import write_dataset
+from tests.support.onnx_models import make_detector_onnx
 
 
 def test_replay_writes_verdicts_and_confusion(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from inspector.config import EngineConfig, ModelConfig, PreprocessConfig
 from inspector.engine import golden
 from inspector.engine.manifest import read_manifest
 from inspector.errors import EngineError
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 pytestmark = pytest.mark.tensorrt
 

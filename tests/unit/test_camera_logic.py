@@ -5,7 +5,6 @@ state codes reported to the PLC."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,22 +12,15 @@ from typing import Any
 
 import pytest
 
-from inspector.camera.convert import (
-    GEV1_BLOCK_ID_WRAP,
-    FrameMatcher,
-    backoff_delays,
-    close_matches,
-    serve_part,
-)
-from inspector.camera.genicam import (
-    CameraState,
-    CameraStats,
-)
+from inspector.backoff import Backoff
 from inspector.camera.genicam_nodes import (
     choose_device,
+    close_matches,
     resolve_cti,
     trigger_features,
 )
+from inspector.camera.genicam_state import CameraState, CameraStats
+from inspector.camera.matching import GEV1_BLOCK_ID_WRAP, FrameMatcher, serve_part
 from inspector.config import GenicamCameraConfig
 from inspector.errors import CameraError, ConfigError
 
@@ -151,8 +143,10 @@ def test_gev1_block_ids_wrap_without_a_false_gap() -> None:
 
 # ------------------------------------------------------------------ small helpers
 def test_backoff_doubles_up_to_the_cap() -> None:
-    assert list(itertools.islice(backoff_delays(0.5, 3.0), 6)) == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
-    assert next(iter(backoff_delays(5.0, 1.0))) == 1.0
+    """The camera reconnects on the daemon's one Backoff (here without its jitter)."""
+    delays = Backoff(0.5, 3.0, jitter=0.0)
+    assert [delays.next() for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+    assert Backoff(5.0, 1.0, jitter=0.0).next() == 1.0
 
 
 def test_close_matches_find_misspellings_and_case() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from inspector.config import (
     parse_config,
 )
 from inspector.errors import EXIT_CONFIG, ConfigError
+from tests.support.onnx_models import make_detector_onnx
 
 MINIMAL = """\
 recipes:
@@ -90,6 +92,38 @@ def test_hash_is_stable_and_sensitive() -> None:
     a, b = parse_config(MINIMAL), parse_config(MINIMAL)
     c = parse_config(MINIMAL + "line: {cycle_budget_ms: 25}\n")
     assert config_hash(a) == config_hash(b) != config_hash(c)
+
+
+def _check_config_crc(config: Path) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "inspector", "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    crc = [line for line in proc.stdout.splitlines() if line.startswith("CONFIG_CRC ")]
+    assert len(crc) == 1, proc.stdout
+    return crc[0]
+
+
+def test_config_crc_does_not_depend_on_install_dir_or_overrides(tmp_path: Path) -> None:
+    """Same YAML and same model bytes in two directories: one CONFIG_CRC; the model
+    hash follows the file's content, and command-line overrides are not hashed."""
+    model = make_detector_onnx(tmp_path / "model.onnx", [(30, 30, 8, 8, 0, 0.9)])
+    crcs = []
+    for where in ("a", "b/deeper"):
+        d = tmp_path / where
+        d.mkdir(parents=True)
+        shutil.copyfile(model, d / "model.onnx")
+        (d / "c.yaml").write_text(MINIMAL)
+        crcs.append(_check_config_crc(d / "c.yaml"))
+    assert crcs[0] == crcs[1]
+    make_detector_onnx(tmp_path / "a" / "model.onnx", [(30, 30, 8, 8, 1, 0.9)])
+    assert _check_config_crc(tmp_path / "a" / "c.yaml") != crcs[0]
+    cfg = load_config(tmp_path / "b" / "deeper" / "c.yaml")
+    port = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"port": 9999})})
+    assert config_hash(port) == config_hash(cfg) == config_hash(parse_config(MINIMAL))
 
 
 def test_schema_has_description_on_every_field() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inspector.backends.base import ModelInfo, TensorSpec
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
+from inspector.model_info import ModelInfo, TensorSpec
 from inspector.models.base import parse_imgsz, parse_names
 from inspector.models.detection import build, detect_layout, nms
 from inspector.preprocess.geometry import fit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 
 def test_config_docs_are_current() -> None:

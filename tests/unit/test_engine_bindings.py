@@ -6,103 +6,11 @@ TensorRT; the fake implements exactly the calls ``bindings.py`` makes.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Sequence
-
 import pytest
 
 from inspector.engine.bindings import discover, plan_bindings, resolve_input_shape
 from inspector.errors import EngineError
-
-
-class TensorIOMode(enum.Enum):  # same member names as tensorrt.TensorIOMode
-    NONE = 0
-    INPUT = 1
-    OUTPUT = 2
-
-
-class DataType(enum.Enum):  # same member names as tensorrt.DataType
-    FLOAT = 0
-    HALF = 1
-    INT8 = 2
-    INT32 = 3
-    BF16 = 7
-
-
-Tensor = tuple[str, TensorIOMode, tuple[int, ...], DataType]
-Profile = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
-
-
-class FakeEngine:
-    def __init__(self, tensors: Sequence[Tensor], profiles: dict[str, Profile] | None = None):
-        self.tensors = list(tensors)
-        self.profiles = profiles or {}
-
-    @property
-    def num_io_tensors(self) -> int:
-        return len(self.tensors)
-
-    @property
-    def num_optimization_profiles(self) -> int:
-        return 1 if self.profiles else 0
-
-    def _get(self, name: str) -> Tensor:
-        return next(t for t in self.tensors if t[0] == name)
-
-    def get_tensor_name(self, index: int) -> str:
-        return self.tensors[index][0]
-
-    def get_tensor_mode(self, name: str) -> TensorIOMode:
-        return self._get(name)[1]
-
-    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-        return self._get(name)[2]
-
-    def get_tensor_dtype(self, name: str) -> DataType:
-        return self._get(name)[3]
-
-    def get_tensor_profile_shape(self, name: str, profile_index: int) -> Profile:
-        assert profile_index == 0
-        return self.profiles[name]
-
-
-class FakeContext:
-    """Output shapes follow the batch of input ``images``, as a YOLO engine's do."""
-
-    def __init__(self, engine: FakeEngine, refuse: bool = False) -> None:
-        self.engine = engine
-        self.inputs: dict[str, tuple[int, ...]] = {}
-        self.refuse = refuse
-
-    def set_input_shape(self, name: str, shape: Sequence[int]) -> bool:
-        if self.refuse:
-            return False
-        self.inputs[name] = tuple(shape)
-        return True
-
-    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-        shape = self.engine.get_tensor_shape(name)
-        if self.engine.get_tensor_mode(name) is TensorIOMode.INPUT:
-            return self.inputs.get(name, shape)
-        batch = self.inputs.get("images", (1,))[0]
-        return tuple(batch if d == -1 else d for d in shape)
-
-
-IN, OUT = TensorIOMode.INPUT, TensorIOMode.OUTPUT
-STATIC = FakeEngine(
-    [
-        ("output1", OUT, (1, 32, 160, 160), DataType.HALF),
-        ("images", IN, (1, 3, 640, 640), DataType.FLOAT),
-        ("output0", OUT, (1, 39, 8400), DataType.FLOAT),
-    ]
-)
-DYNAMIC = FakeEngine(
-    [
-        ("images", IN, (-1, 3, 640, 640), DataType.FLOAT),
-        ("output0", OUT, (-1, 7, 8400), DataType.FLOAT),
-    ],
-    profiles={"images": ((1, 3, 640, 640), (1, 3, 640, 640), (4, 3, 640, 640))},
-)
+from tests.support.engine import DYNAMIC, IN, OUT, STATIC, DataType, FakeContext, FakeEngine
 
 
 def test_discover_reads_names_modes_dtypes_and_profiles() -> None:

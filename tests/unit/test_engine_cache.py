@@ -19,7 +19,7 @@ from inspector.engine.cache import (
 )
 from inspector.engine.manifest import atomic_write, manifest_path, write_manifest
 from inspector.errors import EngineError
-from tests.unit.test_engine_manifest import PLAN_BYTES, make_manifest
+from tests.support.engine import PLAN_BYTES, make_manifest
 
 TARGET = Target(
     model_name="demo",

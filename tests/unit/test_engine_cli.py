@@ -16,9 +16,8 @@ import pytest
 from inspector.cli import main
 from inspector.engine.describe import describe_engine, layer_summary
 from inspector.engine.manifest import atomic_write, write_manifest
-from tests.conftest import make_detector_onnx
-from tests.unit.test_engine_bindings import DYNAMIC
-from tests.unit.test_engine_manifest import PLAN_BYTES, make_manifest
+from tests.support.engine import DYNAMIC, PLAN_BYTES, make_manifest
+from tests.support.onnx_models import make_detector_onnx
 
 
 @pytest.fixture

@@ -8,40 +8,16 @@ from pathlib import Path
 import pytest
 
 from inspector.engine.manifest import (
-    Manifest,
     atomic_write,
     manifest_path,
     parse_l4t_release,
     read_l4t_release,
     read_manifest,
     read_verified_plan,
-    sha256_bytes,
     write_manifest,
 )
 from inspector.errors import EngineError
-
-PLAN_BYTES = bytes(range(256)) * 64
-
-
-def make_manifest(plan: Path, data: bytes = PLAN_BYTES, **over: object) -> Manifest:
-    fields: dict[str, object] = {
-        "model_name": "demo",
-        "onnx_sha256": "a" * 64,
-        "plan_file": plan.name,
-        "plan_sha256": sha256_bytes(data),
-        "trt_version": "10.3.0",
-        "gpu_name": "Orin",
-        "compute_capability": "8.7",
-        "l4t_release": "R36.3.0",
-        "precision": "fp16",
-        "flags": ["FP16"],
-        "shapes": {"images": [[1, 3, 640, 640]] * 3},
-        "onnx_inputs": ["images"],
-        "onnx_outputs": ["output0"],
-        "built_at": "2026-11-21T23:00:00Z",
-    }
-    fields.update(over)
-    return Manifest.model_validate(fields)
+from tests.support.engine import PLAN_BYTES, make_manifest
 
 
 def write_plan(tmp_path: Path, name: str = "demo.plan", data: bytes = PLAN_BYTES) -> Path:

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inspector.backends.base import ModelInfo, TensorSpec
 from inspector.config import ModelConfig
 from inspector.errors import ModelError
+from inspector.model_info import ModelInfo, TensorSpec
 from inspector.models.classification import ClassificationPostprocessor, build
 from inspector.preprocess.geometry import fit
 

@@ -19,7 +19,7 @@ from inspector.hmi.live import HmiSink, Stats
 from inspector.hmi.overlay import render, shapes, to_jpeg
 from inspector.hmi.server import run_restarting
 from inspector.types import Label
-from tests.hmi_support import hmi_config, make_result
+from tests.support.hmi import hmi_config, make_result
 
 BASE = "recipes: [{id: 1, name: r, models: [{name: det, path: m.onnx}]}]\n"
 

@@ -8,20 +8,9 @@ import time
 
 from inspector.ledger import Ledger
 from inspector.types import PartResult, Reason, Trigger, Verdict, ng
+from tests.support.sinks import Collect
 
 OK = Verdict(ok=True, reason=Reason.OK)
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.results: list[PartResult] = []
-        self.event = threading.Event()
-        self.want = 0
-
-    def publish(self, result: PartResult) -> None:
-        self.results.append(result)
-        if len(self.results) >= self.want:
-            self.event.set()
 
 
 def trig(seq: int, budget_ms: float = 30.0) -> Trigger:
@@ -43,9 +32,9 @@ def test_results_are_published_in_trigger_order() -> None:
     a, b, c = (ledger.enter(trig(i, 1000)) for i in (1, 2, 3))
     ledger.close(c, ng(Reason.OVERRUN))
     ledger.close(b, OK)
-    assert not sink.event.wait(0.05)  # part 1 still open: nothing may overtake it
+    assert not sink.done.wait(0.05)  # part 1 still open: nothing may overtake it
     ledger.close(a, OK)
-    assert sink.event.wait(2)
+    assert sink.done.wait(2)
     ledger.finish()
     t.join(2)
     assert [r.trigger.trigger_seq for r in sink.results] == [1, 2, 3]
@@ -58,7 +47,7 @@ def test_open_part_times_out_at_its_deadline_and_late_verdict_is_dropped() -> No
     ledger = Ledger([sink])
     t = run(ledger)
     entry = ledger.enter(trig(1, budget_ms=20))
-    assert sink.event.wait(2)
+    assert sink.done.wait(2)
     r = sink.results[0]
     assert r.verdict.reason is Reason.TIMEOUT and not r.verdict.ok
     assert 15e6 <= r.cycle_ns <= 500e6
@@ -86,7 +75,7 @@ def test_failing_sink_does_not_starve_others() -> None:
     ledger = Ledger([Broken(), sink])
     t = run(ledger)
     ledger.close(ledger.enter(trig(1, 1000)), OK)
-    assert sink.event.wait(2)
+    assert sink.done.wait(2)
     ledger.finish()
     t.join(2)
 
@@ -119,7 +108,7 @@ def test_parts_closed_by_the_trigger_side_go_to_the_publisher_thread() -> None:
     ledger.close(entry, ng(Reason.OVERRUN), publish_here=False)
     assert sink.results == []  # not published in the caller
     t = run(ledger)
-    assert sink.event.wait(2)
+    assert sink.done.wait(2)
     assert sink.results[0].verdict.reason is Reason.OVERRUN
     ledger.finish()
     t.join(2)
@@ -145,7 +134,7 @@ def test_many_closers_in_any_order_still_publish_every_part_once_in_order() -> N
         th.start()
     for th in threads:
         th.join(5)
-    assert sink.event.wait(5)
+    assert sink.done.wait(5)
     ledger.finish()
     t.join(2)
     assert [r.trigger.trigger_seq for r in sink.results] == list(range(n))
@@ -161,19 +150,38 @@ def test_a_deadline_before_the_publishers_next_wake_wakes_it() -> None:
     time.sleep(0.05)  # the publisher is now in its long idle sleep
     t0 = time.monotonic()
     ledger.enter(trig(1, budget_ms=20))
-    assert sink.event.wait(10)
+    assert sink.done.wait(10)
     assert sink.results[0].verdict.reason is Reason.TIMEOUT
     assert time.monotonic() - t0 < 5  # woken for the deadline, not after the 30 s sleep
 
     sink.want = 3
-    sink.event.clear()
+    sink.done.clear()
     slow = ledger.enter(trig(2, budget_ms=20_000))  # the publisher times this head...
     ledger.enter(trig(3, budget_ms=20))  # ...while this one is due much sooner
     time.sleep(0.01)
     ledger.close(slow, OK)  # the worker publishes part 2; part 3 is the new head
-    assert sink.event.wait(10)
+    assert sink.done.wait(10)
     assert [r.verdict.reason for r in sink.results[1:]] == [Reason.OK, Reason.TIMEOUT]
     assert time.monotonic() - t0 < 8
     ledger.finish()
     t.join(2)
     assert not t.is_alive()
+
+
+def test_timeouts_are_published_at_their_deadline_not_later() -> None:
+    """An open part is published NG timeout at its deadline: the median lateness over
+    ten parts stays within a few ms (a timeout published 50 ms late fails this)."""
+    sink = Collect()
+    sink.want = 10
+    ledger = Ledger([sink])
+    t = run(ledger)
+    for seq in range(1, 11):
+        ledger.enter(trig(seq, budget_ms=20))
+        time.sleep(0.025)  # each part alone at the head when its deadline comes
+    assert sink.event.wait(5)
+    ledger.finish()
+    t.join(2)
+    late_ms = sorted((r.t_verdict_ns - r.trigger.deadline_ns) / 1e6 for r in sink.results)
+    assert all(r.verdict.reason is Reason.TIMEOUT for r in sink.results)
+    assert late_ms[0] >= 0.0
+    assert late_ms[len(late_ms) // 2] < 10.0, late_ms

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from inspector.plc.handshake import Handshake
-from inspector.plc.plc_program import PlcModel
 from inspector.plc.protocol import (
     BLOCK_A_LEN,
     ERR_RESULT_OVERFLOW,
@@ -21,6 +20,7 @@ from inspector.plc.protocol import (
     split_u32,
 )
 from inspector.seq import next_seq, seq_distance, seq_of_count
+from inspector.sim.plc_program import PlcModel
 from inspector.types import PartResult, PlcVerdict, Reason, Trigger, Verdict, ng
 
 MS = 1_000_000

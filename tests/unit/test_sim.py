@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from inspector.camera.base import Camera
-from inspector.camera.sim import (
+from inspector.config import SimCameraConfig, SimDefectConfig
+from inspector.errors import CameraError, ConfigError
+from inspector.sim.camera import (
     DEFECT_CLASSES,
     SimCamera,
     render_bgr,
     render_part,
     write_dataset,
 )
-from inspector.config import SimCameraConfig, SimDefectConfig
-from inspector.errors import CameraError, ConfigError
 from inspector.types import Trigger
 
 # Half size keeps the tests fast; the scene scales with the frame.

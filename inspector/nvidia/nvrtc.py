@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import BackendError
-from inspector.gpu.driver import bindings
+from inspector.nvidia.driver import bindings
 
 
 def cache_dir(arch: str) -> Path:

@@ -1,6 +1,6 @@
 """Simulated viewers of the station web page, in their own process (load test, benchmark).
 
-    python -m tests.hmi_clients URL --clients 20 --stuck 1 --seconds 60
+    python -m tests.support.hmi_clients URL --clients 20 --stuck 1 --seconds 60
 
 Each client does what the page's script does: one Server-Sent Events stream, and for
 every ``part`` message the decoding of its inline JPEG. A stuck client opens the stream with a tiny

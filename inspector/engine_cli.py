@@ -3,8 +3,9 @@
 ``build`` writes the plan and its manifest into ``--out`` (default ``engines/``) after
 the golden check against ONNX Runtime passed; ``inspect`` shows a plan's manifest and
 SHA-256 check without TensorRT, and its tensors, profiles and layers with it. Both
-fail with a clear message (exit 1) when TensorRT is not installed. The lead's
-``inspector/cli.py`` calls ``register_cli(subparsers)``.
+fail with a clear message (exit 1) when TensorRT is not installed. ``inspector/cli.py``
+registers it (``COMMANDS``). It sits above ``engine/`` and ``backends/``: it puts the
+real toolchain (``backends.tensorrt.toolchain``) and the folder reader into the build.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ def _model_from_config(
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from inspector.engine.build import build_engine, systemd_keepalive, toolchain
+    from inspector.backends.tensorrt import toolchain
+    from inspector.camera.folder import read_folder
+    from inspector.engine.build import build_engine, systemd_keepalive
 
     onnx: Path = args.onnx
     if not onnx.is_file():
@@ -141,7 +144,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     plan, manifest = build_engine(
         request, tools, model=model, rules=rules, golden_dir=args.golden or args.out / "golden",
         run_golden_check=not args.no_golden,
-        keepalive=systemd_keepalive,
+        keepalive=systemd_keepalive, read_folder=read_folder,
     )  # fmt: skip
     print(f"wrote {plan} ({manifest.build_seconds:.0f}s build) and {manifest_path(plan).name}")
     return 0

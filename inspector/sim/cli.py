@@ -1,7 +1,7 @@
-"""``inspector plc-sim``: run the PLC simulator (``plc/sim.py``) from the command line.
+"""``inspector plc-sim``: run the PLC simulator (``sim/plc.py``) from the command line.
 
 The lead's ``cli.py`` calls ``register_cli(subparsers)``; the module also runs on its
-own (``python -m inspector.plc.cli --port 5020 --rate 10 --parts 2000``), which is how
+own (``python -m inspector.sim.cli --port 5020 --rate 10 --parts 2000``), which is how
 tests start the simulator in a separate process. It prints one ``listening`` line with
 the port once ready and one summary line at the end, and exits 1 on any mismatch.
 """
@@ -16,7 +16,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from inspector.plc.sim import PlcSimulator
+from inspector.sim.plc import PlcSimulator
 
 EXIT_MISMATCH = 1
 

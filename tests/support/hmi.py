@@ -13,8 +13,8 @@ import socket
 import time
 from dataclasses import dataclass
 
-from inspector.camera.sim import render_part
 from inspector.config import Config, SimCameraConfig, parse_config
+from inspector.sim.render import render_part
 from inspector.types import Finding, Frame, PartResult, Reason, Trigger, Verdict, ng
 
 SIM = SimCameraConfig(width=640, height=512)

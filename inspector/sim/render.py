@@ -1,4 +1,4 @@
-"""The simulated production line: a camera source that renders parts (step 2 of the flow).
+"""The simulated production line's parts: how one synthetic part is drawn (demo only).
 
 Each part is a machined metal plate with six drilled holes and a stamped part number,
 lying on a conveyor belt, with slight random position, rotation, brightness and lighting
@@ -13,25 +13,21 @@ always the same image, whatever the pool size, so the training script
 (tools/train_detector.py), the tests and the daemon all see the same parts. The ground
 truth comes back as ``Label``s (class name + box in frame pixels), empty for good parts.
 
-``SimCamera`` pre-renders ``pool_size`` parts at ``open()`` so ``grab()`` costs nothing
-and the line can run at any rate; part ``trigger_seq % pool_size`` is served.
+The camera that serves these parts is ``sim/camera.py``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from inspector.config import SimCameraConfig
-from inspector.errors import CameraError, ConfigError
-from inspector.types import Frame, Label, Trigger
+from inspector.errors import ConfigError
+from inspector.types import Label
 
 #: Defect class names, in model class-id order (the demo detector uses these ids).
 DEFECT_CLASSES: tuple[str, ...] = ("scratch", "spot", "missing_hole")
@@ -335,71 +331,3 @@ def render_part(seed: int, index: int, cfg: SimCameraConfig) -> tuple[U8, tuple[
         return np.clip(lum, 0, 255).astype(np.uint8), labels
     bgr, labels = render_bgr(seed, index, cfg)
     return to_pixel_format(bgr, cfg.pixel_format), labels
-
-
-def write_dataset(
-    directory: Path | str, seed: int, count: int, cfg: SimCameraConfig, *, start: int = 0
-) -> Path:
-    """Write parts ``start .. start+count-1`` as PNGs plus a ``labels.json`` for replay.
-
-    The labels file has the folder camera's format; good parts get ``[]`` (known good).
-    Returns the labels file path.
-    """
-    if cfg.pixel_format not in ("Mono8", "BGR8"):
-        raise ConfigError(
-            "write_dataset writes Mono8 or BGR8 images (the folder camera reads those)"
-        )
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    labels: dict[str, list[list[object]]] = {}
-    for index in range(start, start + count):
-        image, truth = render_part(seed, index, cfg)
-        name = f"part_{index:06d}.png"
-        if not cv2.imwrite(str(out / name), image):
-            raise OSError(f"cannot write {out / name}")
-        labels[name] = [[lb.class_name, *lb.box] for lb in truth]
-    path = out / "labels.json"
-    path.write_text(json.dumps(labels, indent=1), encoding="utf-8")
-    return path
-
-
-class SimCamera:
-    """The simulated line as a ``Camera``: frames from a pre-rendered pool.
-
-    Single consumer: ``grab`` is called from the pipeline's acquisition thread only.
-    """
-
-    def __init__(self, cfg: SimCameraConfig, name: str = "sim") -> None:
-        self.cfg = cfg
-        self.name = name
-        self._pool: list[tuple[U8, tuple[Label, ...]]] | None = None
-        self._frame_id = 0
-
-    def open(self) -> None:
-        """Render the pool: about 35 ms a part at 1280×1024 Mono8 (70 ms BGR8), one core."""
-        pool = []
-        for index in range(self.cfg.pool_size):
-            image, labels = render_part(self.cfg.seed, index, self.cfg)
-            image.flags.writeable = False  # served to many parts; nobody may draw on it
-            pool.append((image, labels))
-        self._pool = pool
-
-    def grab(self, trigger: Trigger) -> Frame:
-        """The pool frame of part ``trigger_seq % pool_size``, stamped now."""
-        if self._pool is None:
-            raise CameraError(f"{self.name}: grab before open (or after close)")
-        index = trigger.trigger_seq % len(self._pool)
-        image, labels = self._pool[index]
-        self._frame_id += 1
-        return Frame(
-            image=image,
-            pixel_format=self.cfg.pixel_format,
-            frame_id=self._frame_id,
-            t_grab_ns=time.monotonic_ns(),
-            truth=labels,
-            source_name=f"{self.name}:{self.cfg.seed}:{index}",
-        )
-
-    def close(self) -> None:
-        """Drop the pool; safe to call twice."""
-        self._pool = None

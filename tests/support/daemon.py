@@ -10,7 +10,7 @@ import threading
 import time
 
 from inspector.app import App
-from inspector.plc.plc_program import Counts
+from inspector.sim.plc_program import Counts
 from inspector.types import PartResult
 
 

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from inspector.config import PlcConfig
-from inspector.plc.plc_program import Counts, PlcModel
 from inspector.plc.protocol import BLOCK_B_LEN, RESULT_FIRST, State
+from inspector.sim.plc_program import Counts, PlcModel
 
 DaemonRole = Literal["client", "server"]
 HEARTBEAT_NS = 50_000_000  # the PLC's heartbeat: 20 Hz
