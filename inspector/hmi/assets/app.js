@@ -1,6 +1,6 @@
 // The station web page (inspector/hmi): read-only. Live data arrive as Server-Sent Events
-// ("part" at most max_fps a second, "stats" once a second); the image of a part message is
-// fetched by its sequence number and shown together with its overlay, so they always match.
+// ("part" at most max_fps a second, with its image inline; "stats" once a second); an image
+// is shown together with its own overlay, so they always match.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -57,7 +57,7 @@ function showPart(msg) {
   const img = new Image();
   img.onload = () => { if (msg.seq === pendingSeq) applyPart(msg, img); };
   img.onerror = () => { if (msg.seq === pendingSeq) applyPart(msg, null); };
-  img.src = msg.image.url;
+  img.src = msg.image.src;
 }
 
 function applyPart(msg, img) {
