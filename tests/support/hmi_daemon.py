@@ -82,6 +82,7 @@ def write_config(
     rate_hz: float,
     budget_ms: float,
     extra_hmi: str = "",
+    archive: bool = True,
 ) -> Path:
     cfg = tmp / "station.yaml"
     cfg.write_text(
@@ -99,7 +100,7 @@ recipes:
       roi_exclude: [{ROI_EXCLUDE}]
 metrics: {{port: {metrics_port}}}
 logging: {{format: json, per_part: false}}
-archive: {{enabled: true, dir: "{tmp / "archive"}"}}
+archive: {{enabled: {"true" if archive else "false"}, dir: "{tmp / "archive"}"}}
 hmi: {{enabled: true, port: {hmi_port}{extra_hmi}}}
 """
     )
@@ -108,7 +109,12 @@ hmi: {{enabled: true, port: {hmi_port}{extra_hmi}}}
 
 @contextmanager
 def running_daemon(
-    tmp: Path, *, rate_hz: float = 10, budget_ms: float = 30, extra_hmi: str = ""
+    tmp: Path,
+    *,
+    rate_hz: float = 10,
+    budget_ms: float = 30,
+    extra_hmi: str = "",
+    archive: bool = True,
 ) -> Iterator[Daemon]:
     hmi_port, metrics_port = free_port(), free_port()
     cfg = write_config(
@@ -118,6 +124,7 @@ def running_daemon(
         rate_hz=rate_hz,
         budget_ms=budget_ms,
         extra_hmi=extra_hmi,
+        archive=archive,
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "inspector", "run", "--config", str(cfg)],
