@@ -16,7 +16,9 @@ pinned to one CPU (``--cpu``, as ``pipeline.cpus`` does) and the viewers' proces
 another, as browsers would run on other machines. It prints p50/p99 of the cycle
 (trigger → verdict in the sinks' hands), per condition and per block, and the cost of
 the open page at p50 and p99 (target ≤ 5 % at p99). "Cycle − infer" subtracts each
-part's own inference time, which cancels most load noise from other processes.
+part's own inference time, which cancels most load noise from other processes; "cpu %"
+is the daemon process's CPU time per second of the block (all its threads), so open −
+closed is what the page costs in CPU.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from inspector.sinks import MetricsSink
 from inspector.supervisor import Supervisor
 from inspector.types import PartResult, Trigger
 
-Block = tuple[str, list[tuple[float, float]], int]  # kind, (cycle, cycle - infer), images
+#: kind, (cycle ms, cycle − infer ms) per part, images the viewers decoded, process CPU s/s
+Block = tuple[str, list[tuple[float, float]], int, float]
 
 
 class Recorder:
@@ -199,13 +202,15 @@ def run_block(
             time.sleep(0.05)
     block: list[tuple[float, float]] = []
     recorder.block = block
+    cpu0, t0 = time.process_time(), time.monotonic()
     time.sleep(args.block_s)
+    cpu = (time.process_time() - cpu0) / (time.monotonic() - t0)  # this process: the daemon
     recorder.block = None
     images = 0
     if proc is not None:
         out, _ = proc.communicate(timeout=30)
         images = sum(json.loads(out)) if out.strip() else -1
-    return kind, block, images
+    return kind, block, images, cpu
 
 
 def report(args: argparse.Namespace, cfg: Any, blocks: list[Block], encoded: float) -> None:
@@ -225,18 +230,19 @@ def report(args: argparse.Namespace, cfg: Any, blocks: list[Block], encoded: flo
         f"{args.viewers} viewers (SSE, every image decoded) in open blocks; "
         f"{args.rounds} rounds of {args.block_s:g} s blocks"
     )
-    print("block  kind     parts  late  images   cycle p50    p99   cycle-infer p50    p99")
-    for i, (kind, b, images) in enumerate(blocks):
+    print("block  kind     parts  late  images  cpu %   cycle p50    p99   cycle-infer p50    p99")
+    for i, (kind, b, images, cpu) in enumerate(blocks):
         cyc, rest = [c for c, _ in b], [x for _, x in b]
         late = sum(1 for x in rest if x != x)
         print(
-            f"{i:5d}  {kind:7s} {len(b):6d} {late:5d} {images:7d}   {pct(cyc, 50):9.2f} "
-            f"{pct(cyc, 99):6.2f}   {pct(rest, 50):15.3f} {pct(rest, 99):6.3f}"
+            f"{i:5d}  {kind:7s} {len(b):6d} {late:5d} {images:7d} {100 * cpu:6.1f}   "
+            f"{pct(cyc, 50):9.2f} {pct(cyc, 99):6.2f}   {pct(rest, 50):15.3f} {pct(rest, 99):6.3f}"
         )
-    print("condition  parts  late   cycle p50 ms   p99 ms   cycle-infer p50 ms   p99 ms")
+    print("condition  parts  late   cycle p50 ms   p99 ms   cycle-infer p50 ms   p99 ms   cpu %")
     stats = {}
     for kind in ("closed", "open"):
-        rows = [x for k, b, _ in blocks if k == kind for x in b]
+        rows = [x for k, b, _, _ in blocks if k == kind for x in b]
+        cpu = float(np.mean([c for k, _, _, c in blocks if k == kind]))
         cyc, rest = [c for c, _ in rows], [x for _, x in rows]
         stats[kind] = (pct(cyc, 50), pct(cyc, 99), pct(rest, 50), pct(rest, 99))
         late = sum(1 for x in rest if x != x)
@@ -250,7 +256,7 @@ def report(args: argparse.Namespace, cfg: Any, blocks: list[Block], encoded: flo
         f"p99 {100 * (o[1] / c[1] - 1):+.1f} % (target <= +5 % at p99); "
         f"cycle-infer p50 {o[2] - c[2]:+.3f} ms, p99 {o[3] - c[3]:+.3f} ms"
     )
-    open_s = sum(1 for k, _, _ in blocks if k == "open") * args.block_s
+    open_s = sum(1 for k, _, _, _ in blocks if k == "open") * args.block_s
     print(
         f"images encoded: {encoded:.0f} in {open_s:g} s of open blocks "
         f"(max_fps {cfg.hmi.max_fps:g}), once for all viewers"
