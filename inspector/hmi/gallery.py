@@ -5,7 +5,9 @@
 ``Gallery.query`` lists archived NG parts newest first, filtered by reason, class and
 time. The index is rebuilt only when the directory changed (its mtime): the names are
 listed once, and each new sidecar is read once (bounded in size), so a page reload
-costs a ``stat``. Entries whose sidecar is not there yet are read again next time.
+costs a ``stat``. Entries whose sidecar is not there yet are read again next time. The
+index keeps a small summary per entry (~200 bytes: a full 10,000-image archive costs a
+few MB); ``Gallery.sidecar`` reads one sidecar again when an entry is opened.
 
 ``Gallery.file`` is the one way the page reaches a file: only names the archive itself
 writes (``archive.parse_name``), with suffix ``.png`` or ``.json``, regular files (never
@@ -19,7 +21,8 @@ import json
 import os
 import stat
 import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from typing import Any
 from inspector.archive import STAMP_FORMAT, parse_name
 
 MAX_SIDECAR_BYTES = 1 << 20
+_MTIME_SETTLE_NS = 2_000_000_000
 SUFFIXES = (".png", ".json")
 
 
@@ -38,21 +42,22 @@ class Entry:
     time: datetime  # UTC, from the file name
     part_id: int
     reason: str
+    complete: bool = False  # its sidecar was read
     classes: tuple[str, ...] = ()
-    meta: dict[str, Any] | None = field(default=None, compare=False)
+    trigger_seq: int | None = None
+    findings: int = 0
+    max_confidence: float | None = None
 
     def summary(self) -> dict[str, Any]:
-        meta = self.meta or {}
-        findings = meta.get("findings") or []
         return {
             "name": self.stem,
             "time": self.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "part_id": self.part_id,
-            "trigger_seq": meta.get("trigger_seq"),
+            "trigger_seq": self.trigger_seq,
             "reason": self.reason,
             "classes": list(self.classes),
-            "findings": len(findings),
-            "max_confidence": max((float(f.get("confidence", 0)) for f in findings), default=None),
+            "findings": self.findings,
+            "max_confidence": self.max_confidence,
         }
 
 
@@ -85,12 +90,21 @@ def _entry(stem: str, directory: Path) -> Entry | None:
         return None
     when = datetime.strptime(name.stamp, STAMP_FORMAT).replace(tzinfo=timezone.utc)
     meta = _read_sidecar(directory / f"{stem}.json")
-    classes: tuple[str, ...] = ()
-    if meta is not None:
-        found = meta.get("findings")
-        if isinstance(found, list):
-            classes = tuple(sorted({str(f.get("class")) for f in found if isinstance(f, dict)}))
-    return Entry(stem, when, name.part_id, name.reason, classes, meta)
+    if meta is None:
+        return Entry(stem, when, name.part_id, name.reason)
+    found = [f for f in meta.get("findings") or [] if isinstance(f, dict)]
+    seq = meta.get("trigger_seq")
+    return Entry(
+        stem,
+        when,
+        name.part_id,
+        name.reason,
+        complete=True,
+        classes=tuple(sorted({str(f.get("class")) for f in found})),
+        trigger_seq=seq if isinstance(seq, int) else None,
+        findings=len(found),
+        max_confidence=max((float(f.get("confidence", 0)) for f in found), default=None),
+    )
 
 
 class Gallery:
@@ -112,20 +126,23 @@ class Gallery:
                 self._entries, self._mtime_ns = {}, -1
             return
         with self._lock:
-            if mtime == self._mtime_ns and not self._incomplete:
+            # A directory's mtime may tick coarsely: a file added in the same tick as the
+            # last listing leaves it unchanged, so a recent mtime is listed again.
+            settled = time.time_ns() - mtime > _MTIME_SETTLE_NS
+            if mtime == self._mtime_ns and not self._incomplete and settled:
                 return
             try:
                 names = os.listdir(self.dir)
             except OSError:
                 return
             stems = {n[:-4] for n in names if n.endswith(".png")}
-            kept = {s: e for s, e in self._entries.items() if s in stems and e.meta is not None}
+            kept = {s: e for s, e in self._entries.items() if s in stems and e.complete}
             for stem in stems - kept.keys():
                 entry = _entry(stem, self.dir)
                 if entry is not None:
                     kept[stem] = entry
             self._entries, self._mtime_ns = kept, mtime
-            self._incomplete = any(e.meta is None for e in kept.values())
+            self._incomplete = not all(e.complete for e in kept.values())
 
     def query(
         self,
@@ -159,6 +176,13 @@ class Gallery:
             "reasons": sorted({e.reason for e in entries}),
             "classes": sorted({c for e in entries for c in e.classes}),
         }
+
+    def sidecar(self, stem: str) -> dict[str, Any] | None:
+        """The sidecar of an archived part the gallery lists (read now), else None."""
+        self.refresh()
+        with self._lock:
+            listed = stem in self._entries
+        return _read_sidecar(self.dir / f"{stem}.json") if listed else None
 
     def entry(self, stem: str) -> Entry | None:
         self.refresh()

@@ -130,6 +130,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     """The live stream: every client is sent the latest messages it has not seen yet."""
     app = request.app
     hub, hmi = app[HUB], app[CONFIG].hmi
+    if request.method == "HEAD":
+        return web.Response(content_type="text/event-stream", headers=SECURITY_HEADERS)
     if hub.viewers >= hmi.max_clients:
         metrics.HMI_CLIENTS_DROPPED.labels("too_many").inc()
         raise web.HTTPServiceUnavailable(text="too many live clients\n")
@@ -211,10 +213,10 @@ async def gallery(request: web.Request) -> web.StreamResponse:
 
 async def archived_part(request: web.Request) -> web.StreamResponse:
     cfg = request.app[CONFIG]
-    entry = _gallery(request).entry(request.match_info["stem"])
-    if entry is None or entry.meta is None:
+    g, stem = _gallery(request), request.match_info["stem"]
+    entry, meta = g.entry(stem), g.sidecar(stem)
+    if entry is None or meta is None:
         raise web.HTTPNotFound(text="no such archived part\n")
-    meta = entry.meta
     recipe = next((r for r in cfg.recipes if r.id == meta.get("recipe_id")), None)
     findings = [f for f in meta.get("findings") or [] if isinstance(f, dict)]
     build = request.app[STATS].build
@@ -297,11 +299,11 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
 async def annotated(request: web.Request) -> web.StreamResponse:
     stem = request.match_info["stem"]
     cfg = request.app[CONFIG]
-    entry = _gallery(request).entry(stem)
-    if entry is None or entry.meta is None:
+    meta = _gallery(request).sidecar(stem)
+    if meta is None:
         raise web.HTTPNotFound()
-    recipe = next((r for r in cfg.recipes if r.id == entry.meta.get("recipe_id")), None)
-    findings = [f for f in entry.meta.get("findings") or [] if isinstance(f, dict)]
+    recipe = next((r for r in cfg.recipes if r.id == meta.get("recipe_id")), None)
+    findings = [f for f in meta.get("findings") or [] if isinstance(f, dict)]
     image = render(_read_png(request, stem), shapes(findings, recipe))
     jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     headers = {"Content-Disposition": f'attachment; filename="{stem}_annotated.jpg"'}

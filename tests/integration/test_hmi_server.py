@@ -306,6 +306,8 @@ def test_malformed_and_oversized_requests_get_clean_4xx(tmp_path: Path) -> None:
         for name, request in cases.items():
             reply = raw_http(hmi.port, request)
             assert 400 <= reply.status < 500, (name, reply.status, reply.body[:200])
+        head = raw_http(hmi.port, b"HEAD /events HTTP/1.1\r\nHost: x\r\n" + close, 3.0)
+        assert head.status == 200 and head.body == b""  # answered, not an endless stream
         page = get(hmi.port, "/")
         assert page.status == 200 and b"<html" in page.body  # and the server is still there
         assert page.headers["x-content-type-options"] == "nosniff"

@@ -3,6 +3,7 @@ names and file access, and the crash-restart loop."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -138,6 +139,20 @@ def test_archive_names_and_the_only_files_served(tmp_path: Path) -> None:
         "20261130T101112_0000000001_defect.png",  # a symlink, even to an archive file
     ):
         assert g.file(bad) is None, bad
+
+
+def test_gallery_reads_a_sidecar_written_after_its_image(tmp_path: Path) -> None:
+    stem = "20261130T101112_0000004711_defect"
+    (tmp_path / f"{stem}.png").write_bytes(b"png")
+    g = Gallery(tmp_path)
+    entries, matched = g.query()
+    assert matched == 1 and entries[0].trigger_seq is None and not entries[0].complete
+    finding = {"class": "spot", "confidence": 0.8, "box": [1, 2, 3, 4]}
+    sidecar = {"part_id": 4711, "trigger_seq": 12, "findings": [finding]}
+    (tmp_path / f"{stem}.json").write_text(json.dumps(sidecar))
+    (entry,), _ = g.query(class_name="spot")
+    assert entry.complete and entry.trigger_seq == 12 and entry.max_confidence == 0.8
+    assert g.sidecar(stem) == sidecar and g.sidecar("20261130T101112_0000000001_ok") is None
 
 
 def test_run_restarting_restarts_after_crashes_and_stops() -> None:
