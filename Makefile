@@ -28,7 +28,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) .cache/bin/promtool .cache/bin/chromium
+unit: $(STAMP) .cache/bin/promtool .cache/bin/chromium .cache/bin/mosquitto
 	$(BIN)/python -m pytest -m "not gpu and not tensorrt" -q
 
 .cache/bin/promtool:
@@ -37,6 +37,10 @@ unit: $(STAMP) .cache/bin/promtool .cache/bin/chromium
 # Debian's chromium for the web page's browser test (driven by Playwright, no download)
 .cache/bin/chromium:
 	tools/get-chromium.sh
+
+# The MQTT tests start their own mosquitto (Debian package) on a free loopback port.
+.cache/bin/mosquitto:
+	tools/get-mosquitto.sh
 
 ## test-gpu: tests marked gpu (needs an NVIDIA GPU and cuda-python)
 test-gpu: $(STAMP)

@@ -1,8 +1,10 @@
 """The one place that builds every component from config and runs them.
 
 ``App.start()`` brings components up in flow order of dependence: metrics endpoint,
-models (all recipes loaded and warmed), camera, sinks, pipeline threads, PLC link,
-trigger source; then tells systemd READY. ``App.stop()`` hands over in this order:
+models (all recipes loaded, warmed, and proven by one synthetic part of the camera's
+size and format through preprocess, infer, postprocess and decide), camera, sinks,
+pipeline threads, PLC link, trigger source; then tells systemd READY. ``App.stop()``
+hands over in this order:
 
 1. stop accepting triggers: STATE offline to the PLC (a line stops feeding parts to an
    offline vision), the internal timer ends, and a PLC trigger that still arrives is
@@ -29,6 +31,7 @@ restarts us):
 | inspector-sink-<name> | one slow sink each (log, archive, …) | its ``close`` after the drain |
 | inspector-hmi-server | the web page's asyncio loop (``hmi/server.py``) | ``Hmi.close`` |
 | inspector-hmi-encoder | the web page's JPEGs and messages, ≤ max_fps | ``Hmi.close`` |
+| inspector-mqtt-spool, -mqtt, -opcua | plant sinks (``plant/``) | ``plant.close`` after drain |
 | inspector-log | writes log lines to stdout | process exit (daemon thread) |
 | metrics HTTP | ``/metrics`` (prometheus_client's own server thread) | ``metrics_server.stop`` |
 | camera threads | the genicam reconnect/temperature loop | ``camera.close`` |
@@ -47,20 +50,22 @@ from typing import TYPE_CHECKING, Any
 from inspector import __version__, metrics, systemd
 from inspector.archive import Archive
 from inspector.backends import create_backend
-from inspector.camera import open_camera
+from inspector.camera import open_camera, probe_frame
 from inspector.camera.base import Camera
-from inspector.config import Config, RecipeConfig, config_hash
+from inspector.config import CameraConfig, Config, ModelConfig, RecipeConfig, config_hash
 from inspector.engine.manifest import model_sha256
 from inspector.errors import EXIT_OK, ConfigError, InspectorError, PlcError
-from inspector.inspect import LoadedModel, LoadedRecipe
+from inspector.inspect import LoadedModel, LoadedRecipe, prove_recipe
 from inspector.logging import get_logger
 from inspector.models import build_postprocessor
 from inspector.pipeline import Pipeline
+from inspector.plant import Plant
 from inspector.preflight import check_environment, check_recipe
-from inspector.sinks import LogSink, MetricsSink, QueuedSink, ResultSink
+from inspector.quality import fits as quality_fits
+from inspector.sinks import ErrorStreak, LogSink, MetricsSink, QueuedSink, ResultSink
 from inspector.supervisor import Fault, Supervisor
 from inspector.trigger import InternalTrigger, TriggerSource
-from inspector.types import Trigger
+from inspector.types import Frame, Trigger
 
 if TYPE_CHECKING:
     from inspector.hmi.server import Hmi
@@ -86,36 +91,55 @@ def config_crc16(model_hash: str, cfg_hash: str) -> int:
 
 
 def load_recipe(
-    recipe: RecipeConfig, warmup_runs: int = 3, frames_in_flight: int = 1
+    recipe: RecipeConfig,
+    warmup_runs: int = 3,
+    frames_in_flight: int = 1,
+    probe: Frame | None = None,
 ) -> LoadedRecipe:
-    """Load and warm every model of a recipe; raises BackendError/ModelError/ConfigError.
+    """Load, warm and prove every model of a recipe; raises BackendError/ModelError/ConfigError.
 
     A model with ``preprocess.device: cuda`` gets the GPU stage (pinned ring, fused
     NVRTC kernel, model on the same CUDA stream) in place of the CPU path; CUDA is
-    imported only then.
+    imported only then. Then the whole path (preprocess, infer, postprocess, decide)
+    runs once on ``probe``, a synthetic frame shaped like the camera's (default: the
+    sim camera's), so a model whose outputs cannot be read stops the start.
     """
-    models = []
-    for m in recipe.models:
-        backend = create_backend(m)
-        post = build_postprocessor(m, backend.info)
-        backend.warmup(warmup_runs)
-        loaded = LoadedModel(m, backend, post)
-        if m.preprocess.device == "cuda":
-            from inspector.gpu.stage import use_gpu_stage
-            from inspector.nvidia.driver import failure_count
+    loaded = LoadedRecipe(recipe, [])
+    try:
+        for m in recipe.models:
+            loaded.models.append(_load_model(m, warmup_runs, frames_in_flight))
+        frame = probe if probe is not None else probe_frame(CameraConfig())
+        if problem := quality_fits(recipe.quality, *frame.image.shape[:2]):
+            raise ConfigError(f"recipe {recipe.id} ({recipe.name}): {problem}")
+        prove_recipe(loaded, frame)
+    except BaseException:
+        loaded.close()
+        raise
+    return loaded
 
-            gpu = use_gpu_stage(loaded, frames_in_flight=frames_in_flight)
-            loaded.on_close.append(gpu.close)
-            loaded.health.append(partial(getattr, gpu, "consecutive_failures"))
-            metrics.GPU_CUDA_FAILURES.set_function(failure_count)
-        models.append(loaded)
-    return LoadedRecipe(recipe, models)
+
+def _load_model(m: ModelConfig, warmup_runs: int, frames_in_flight: int) -> LoadedModel:
+    backend = create_backend(m)  # a pinned file is checked before the backend reads it
+    post = build_postprocessor(m, backend.info)
+    backend.warmup(warmup_runs)
+    loaded = LoadedModel(m, backend, post)
+    if m.preprocess.device == "cuda":
+        from inspector.gpu.stage import use_gpu_stage
+        from inspector.nvidia.driver import failure_count
+
+        gpu = use_gpu_stage(loaded, frames_in_flight=frames_in_flight)
+        loaded.on_close.append(gpu.close)
+        loaded.health.append(partial(getattr, gpu, "consecutive_failures"))
+        metrics.GPU_CUDA_FAILURES.set_function(failure_count)
+    return loaded
 
 
 #: A GPU stage failing on this many parts in a row puts the daemon in fault state.
 GPU_FAULT_AFTER = 3
 #: ERROR_CODE for inference faults (2xx, docs/plc.md).
 ERROR_GPU = 201
+#: ERROR_CODE when pipeline.fault_after_errors parts in a row were NG error.
+ERROR_INSPECTION = 202
 
 
 def check_cpus(cpus: Sequence[int]) -> None:
@@ -169,6 +193,8 @@ class App:
         self.recipes: dict[int, LoadedRecipe] = {}
         self.pipeline: Pipeline | None = None
         self.queued_sinks: list[QueuedSink] = []
+        self.error_streak = ErrorStreak()  # parts in a row NG error: faults the station
+        self.plant: Plant | None = None  # MQTT and OPC UA (inspector/plant/)
         self.hmi: Hmi | None = None  # the station web page, when cfg.hmi.enabled
         self._link_stop = threading.Event()  # the PLC link outlives the pipeline's drain
         self._trigger_stop = threading.Event()
@@ -233,9 +259,12 @@ class App:
             self.metrics_server = metrics.serve(cfg.metrics.host, cfg.metrics.port)
             self._started.append("metrics")
             log.info("metrics_serving", host=cfg.metrics.host, port=self.metrics_server.port)
+        probe = probe_frame(cfg.camera)  # the warm-up part: the camera's size and format
         for recipe in cfg.recipes:
             self._step(f"recipe {recipe.id}")
-            loaded = load_recipe(recipe, frames_in_flight=cfg.pipeline.frames_in_flight)
+            loaded = load_recipe(
+                recipe, frames_in_flight=cfg.pipeline.frames_in_flight, probe=probe
+            )
             self.recipes[recipe.id] = loaded
             if problems := check_recipe(recipe, [m.post.class_names for m in loaded.models]):
                 raise ConfigError("\n".join(problems))
@@ -288,16 +317,22 @@ class App:
             # trigger it would drop every result as foreign.
             sinks.append(self.plc)
         sinks.append(MetricsSink())
+        sinks.append(self.error_streak)
         sinks.extend(self.extra_sinks)
-        slow: list[tuple[ResultSink, str]] = []
+        # Plant integration: MQTT (durable spool) and OPC UA; both never block the cycle.
+        self.plant = Plant(cfg, model_hash=self.model_hash, config_hash=self.config_hash)
+        self.plant.start(self.supervisor)
+        sinks.extend(self.plant.sinks)
+        slow: list[QueuedSink] = []
         if cfg.logging.per_part:
-            slow.append((LogSink(), "log"))
+            slow.append(QueuedSink(LogSink(), "log"))
         if cfg.archive.enabled:
             archive = Archive(cfg.archive, model_hash=self.model_hash, config_hash=self.config_hash)
-            archive.start()
-            slow.append((archive, "archive"))
-        for inner, name in slow:
-            queued = QueuedSink(inner, name)
+            archive.start()  # never raises: an unwritable archive is off, with a fault flag
+            slow.append(
+                QueuedSink(archive, "archive", wants=archive.wants, on_drop=archive.count_dropped)
+            )
+        for queued in slow:
             queued.start(self.supervisor)
             self.queued_sinks.append(queued)
             sinks.append(queued)
@@ -382,6 +417,8 @@ class App:
         metrics.STATE.set(state)
         if self.plc is not None:
             self.plc.set_state(state, error_code)
+        if self.plant is not None:
+            self.plant.set_state(state, error_code)
 
     def _on_fault(self, fault: Fault) -> None:
         """First fault: show it to the PLC at once (the stop that follows writes it out)."""
@@ -391,7 +428,8 @@ class App:
 
     def _supervise(self) -> None:
         """Report health to the PLC: a lost camera is a fault (ERROR_CODE 1xx), and so is
-        a GPU stage that failed on GPU_FAULT_AFTER parts in a row (ERROR_CODE 201)."""
+        a GPU stage that failed on GPU_FAULT_AFTER parts in a row (ERROR_CODE 201) and
+        pipeline.fault_after_errors parts in a row NG error (ERROR_CODE 202)."""
         if self.supervisor.faulted is not None:
             return
         cam_state = getattr(self.camera, "state", None)
@@ -403,6 +441,8 @@ class App:
         metrics.GPU_CONSECUTIVE_FAILURES.set(gpu_failures)
         if code == 0 and gpu_failures >= GPU_FAULT_AFTER:
             code = ERROR_GPU
+        if code == 0 and self.error_streak.count >= self.cfg.pipeline.fault_after_errors:
+            code = ERROR_INSPECTION
         if code != self._fault_code:
             self._fault_code = code
             self._set_state(3 if code else 1, code)
@@ -459,11 +499,15 @@ class App:
             log.info("plc_simulator_summary", counts=self.plc_sim.counts().summary())
             self._close_quietly("plc_sim", self.plc_sim.stop)
             self.plc_sim = None
+        if self.plant is not None:  # MQTT: spool what waits, send what fits; OPC UA stops
+            left = max(0.05, min(0.8, (STOP_BUDGET_S - 0.2 - (time.monotonic() - t0)) / 2))
+            self._close_quietly("plant", partial(self.plant.close, left))
         for sink in self.queued_sinks:
             left = max(0.05, STOP_BUDGET_S - 0.2 - (time.monotonic() - t0))
             self._close_quietly(f"sink-{sink.name}", partial(sink.close, left))
         if self.hmi is not None:
-            self._close_quietly("hmi", partial(self.hmi.close, 0.5))
+            left = max(0.05, min(0.5, STOP_BUDGET_S - 0.1 - (time.monotonic() - t0)))
+            self._close_quietly("hmi", partial(self.hmi.close, left))
         if "camera" in self._started:
             self._close_quietly("camera", self.camera.close)
         for recipe in self.recipes.values():

@@ -54,10 +54,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the file and run the start-up preflight (no hardware is opened); print
     the CONFIG_CRC the daemon will show the PLC."""
     from inspector.app import config_crc16, models_hash
-    from inspector.preflight import preflight
+    from inspector.preflight import check_warnings, preflight
 
     cfg = load_config(args.file)
     preflight(cfg)
+    for warning in check_warnings(cfg):
+        print(f"warning: {warning}", file=sys.stderr)
     model_hash, cfg_hash = models_hash(cfg), config_hash(cfg)
     print(f"{args.file}: OK")
     crc = config_crc16(model_hash, cfg_hash)

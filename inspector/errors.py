@@ -36,6 +36,10 @@ class BackendError(InspectorError):
     """An inference backend failed to load or to run."""
 
 
+class ModelFileError(BackendError):
+    """A model file does not match the SHA-256 its recipe pins (refused before loading)."""
+
+
 class EngineError(BackendError):
     """A TensorRT engine is missing, stale, tampered with or incompatible."""
 

@@ -249,3 +249,77 @@ HMI_RESTARTS = Counter(
     ["component"],
     registry=REGISTRY,
 )
+
+# ------------------------------- inputs: image-quality gate, inspection errors, archive
+IMAGE_QUALITY_REJECTS = Counter(
+    "inspector_image_quality_rejects_total",
+    "Frames the recipe's image-quality gate refused (NG image_quality), by failed check "
+    "(brightness, contrast, saturation, focus, presence).",
+    ["check"],
+    registry=REGISTRY,
+)
+ERROR_PARTS_IN_A_ROW = Gauge(
+    "inspector_error_parts_in_a_row",
+    "Parts in a row, up to the last one, with reason 'error' (NG_ERROR); the station "
+    "faults at pipeline.fault_after_errors.",
+    registry=REGISTRY,
+)
+ARCHIVE_IMAGES = Counter(
+    "inspector_archive_images_total",
+    "Images of NG parts the archive handled, by outcome: written (image and sidecar), "
+    "dropped (its queue was full; equals inspector_sink_dropped_total{sink='archive'}), "
+    "failed (a write error, or the archive was off).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ARCHIVE_UP = Gauge(
+    "inspector_archive_up",
+    "1 while the archive writes; 0 from a failure until an image is written again (a "
+    "fault flag: inspection goes on), by archive directory. Absent when the archive is "
+    "disabled.",
+    ["dir"],
+    registry=REGISTRY,
+)
+
+# ------------------------------------------- plant integration (issue 17, inspector/plant/)
+MQTT_CONNECTED = Gauge(
+    "inspector_mqtt_connected",
+    "1 while the MQTT session to the broker is up (CONNACK accepted).",
+    registry=REGISTRY,
+)
+MQTT_CONNECT_ATTEMPTS = Counter(
+    "inspector_mqtt_connect_attempts_total",
+    "MQTT connection attempts (the first one and every reconnect).",
+    registry=REGISTRY,
+)
+MQTT_ERRORS = Counter(
+    "inspector_mqtt_errors_total",
+    "MQTT session failures, by kind (connect, refused, protocol, puback, timeout).",
+    ["kind"],
+    registry=REGISTRY,
+)
+MQTT_ACKED = Counter(
+    "inspector_mqtt_acked_total",
+    "Part messages the broker acknowledged (QoS 1 PUBACK) and the spool let go of.",
+    registry=REGISTRY,
+)
+MQTT_SPOOL_MESSAGES = Gauge(
+    "inspector_mqtt_spool_messages",
+    "Part messages in the durable spool, not yet acknowledged by the broker.",
+    registry=REGISTRY,
+)
+MQTT_SPOOL_BYTES = Gauge(
+    "inspector_mqtt_spool_bytes",
+    "Payload bytes in the durable spool.",
+    registry=REGISTRY,
+)
+MQTT_SPOOL_DROPPED = Counter(
+    "inspector_mqtt_spool_dropped_total",
+    "Oldest part messages dropped from the spool because it reached its size bound.",
+    registry=REGISTRY,
+)
+OPCUA_UPDATES = Counter(
+    "inspector_opcua_result_updates_total",
+    "Part results written into the OPC UA address space.",
+    registry=REGISTRY,
+)

@@ -13,7 +13,10 @@ Checks, in the order a part flows:
   (ONNX Runtime, CPU) models are loaded and their outputs fitted to their family;
 * rules: every class name used in the rules exists in a model of the recipe (a
   misspelled ``scrach: 0.9`` would silently never apply: an escape risk);
-* directories the daemon writes to (archive, engines when it builds them) are writable.
+* directories the daemon writes to (engines when it builds them, the MQTT spool) are
+  writable; an archive directory that is not is only a warning (``check_warnings``): the
+  archive then runs off, with a fault flag, and never stops the start; plant extras
+  (mqtt, opcua) installed, their certificates there.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from inspector.camera import probe_frame
 from inspector.config import Config, ModelConfig, RecipeConfig
 from inspector.errors import ConfigError, InspectorError
+from inspector.quality import fits as quality_fits
+from inspector.types import Frame
 
 #: Python modules each optional piece needs, and the extra that installs them.
 CAMERA_EXTRAS = {"genicam": (("harvesters", "genicam"), "camera")}
@@ -34,6 +40,7 @@ BACKEND_EXTRAS = {
 }
 CUDA_PREPROCESS_EXTRAS = (("cuda",), "gpu")
 HMI_EXTRAS = (("aiohttp",), "hmi")
+PLANT_EXTRAS = {"mqtt": (("paho",), "mqtt"), "opcua": (("asyncua",), "opcua")}
 
 
 def _missing(modules: Iterable[str]) -> list[str]:
@@ -83,11 +90,37 @@ def check_environment(cfg: Config) -> list[str]:
     for r_i, recipe in enumerate(cfg.recipes):
         for m_i, model in enumerate(recipe.models):
             problems += _model_file_problems(model, f"recipes[{r_i}].models[{m_i}]")
-    if cfg.archive.enabled:
-        problems.append(_writable_dir(cfg.archive.dir, "archive.dir") or "")
     if cfg.hmi.enabled:
         problems.append(_extra_problem("hmi.enabled", *HMI_EXTRAS) or "")
-    return [p for p in problems if p]
+    return [p for p in problems + _plant_problems(cfg) if p]
+
+
+def _plant_problems(cfg: Config) -> list[str]:
+    """MQTT and OPC UA: extras installed, spool directory writable, certificate files there."""
+    problems: list[str] = []
+    files: list[tuple[Path | None, str]] = []
+    if cfg.mqtt.enabled:
+        modules, extra = PLANT_EXTRAS["mqtt"]
+        problems.append(_extra_problem("mqtt.enabled", modules, extra) or "")
+        problems.append(_writable_dir(cfg.mqtt.spool_path.parent, "mqtt.spool_path") or "")
+        tls = cfg.mqtt.tls
+        if tls.enabled:
+            files += [(tls.ca_file, "mqtt.tls.ca_file"), (tls.cert_file, "mqtt.tls.cert_file")]
+            files += [(tls.key_file, "mqtt.tls.key_file")]
+    if cfg.opcua.enabled:
+        modules, extra = PLANT_EXTRAS["opcua"]
+        problems.append(_extra_problem("opcua.enabled", modules, extra) or "")
+        files += [(cfg.opcua.certificate, "opcua.certificate")]
+        files += [(cfg.opcua.private_key, "opcua.private_key")]
+    problems += [f"{key}: {p} does not exist" for p, key in files if p and not p.is_file()]
+    return problems
+
+
+def check_warnings(cfg: Config) -> list[str]:
+    """What will run degraded but does not stop the start: an unwritable archive."""
+    if cfg.archive.enabled and (problem := _writable_dir(cfg.archive.dir, "archive.dir")):
+        return [f"{problem}: the archive will be off (inspection goes on)"]
+    return []
 
 
 def _model_file_problems(model: ModelConfig, key: str) -> list[str]:
@@ -138,13 +171,17 @@ def check_recipe(recipe: RecipeConfig, class_names: Iterable[Iterable[str]]) -> 
     return problems
 
 
-def load_host_models(recipe: RecipeConfig) -> tuple[list[tuple[str, ...]], list[str]]:
-    """Load the recipe's host (ONNX Runtime CPU) models and fit their outputs.
+def load_host_models(
+    recipe: RecipeConfig, probe: Frame | None = None
+) -> tuple[list[tuple[str, ...]], list[str]]:
+    """Load the recipe's host (ONNX Runtime CPU) models, fit their outputs and, given a
+    ``probe`` frame, run the whole path on it as the start does (``prove_recipe``).
 
     Returns each loaded model's class names and the problems found. Device models
     (torch, TensorRT, CUDA preprocessing) are not opened here: that needs the GPU.
     """
     from inspector.backends import create_backend
+    from inspector.inspect import LoadedModel, LoadedRecipe, prove_recipe
     from inspector.models import build_postprocessor
 
     names: list[tuple[str, ...]] = []
@@ -161,6 +198,9 @@ def load_host_models(recipe: RecipeConfig) -> tuple[list[tuple[str, ...]], list[
         try:
             post = build_postprocessor(model, backend.info)
             names.append(tuple(post.class_names))
+            if probe is not None:
+                one = recipe.model_copy(update={"models": [model]})
+                prove_recipe(LoadedRecipe(one, [LoadedModel(model, backend, post)]), probe)
         except InspectorError as exc:
             problems.append(f"{key}: outputs do not fit family {model.family!r}: {exc}")
         finally:
@@ -172,8 +212,11 @@ def preflight(cfg: Config) -> None:
     """Every start-up check that needs no hardware; raises ConfigError listing all problems."""
     problems = check_environment(cfg)
     if not problems:  # models only once their files and extras are there
+        probe = probe_frame(cfg.camera)
         for recipe in cfg.recipes:
-            names, load_problems = load_host_models(recipe)
+            if problem := quality_fits(recipe.quality, *probe.image.shape[:2]):
+                problems.append(f"recipe {recipe.id} ({recipe.name}): {problem}")
+            names, load_problems = load_host_models(recipe, probe)
             problems += load_problems
             if not load_problems and len(names) == len(recipe.models):
                 problems += check_recipe(recipe, names)

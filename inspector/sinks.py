@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from inspector import metrics
@@ -57,6 +58,23 @@ class MetricsSink:
         metrics.FPS.set((len(self._recent) - 1) / span_s if len(self._recent) > 1 else 0.0)
 
 
+class ErrorStreak:
+    """Counts parts in a row, in trigger order, whose verdict is reason ``error``.
+
+    ``error`` (VERDICT NG_ERROR) means the inspection itself failed: the backend, the
+    model's outputs, an unknown recipe or a bug. A run of them means the station cannot
+    inspect; the app reads ``count`` and reports STATE fault past its threshold. Inline
+    and in memory: the ledger calls it from one thread at a time.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def publish(self, result: PartResult) -> None:
+        self.count = self.count + 1 if result.verdict.reason is Reason.ERROR else 0
+        metrics.ERROR_PARTS_IN_A_ROW.set(self.count)
+
+
 def part_record(result: PartResult) -> dict[str, object]:
     """The one JSON shape of a finished part (log line, archive sidecar, MQTT, web page)."""
     v, t = result.verdict, result.trigger
@@ -96,10 +114,22 @@ class QueuedSink:
     writer drain what is queued, up to ``drain_s``.
     """
 
-    def __init__(self, inner: ResultSink, name: str, *, maxsize: int = 256) -> None:
+    def __init__(
+        self,
+        inner: ResultSink,
+        name: str,
+        *,
+        maxsize: int = 256,
+        wants: Callable[[PartResult], bool] | None = None,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
         self.inner = inner
         self.name = name
         self.maxsize = maxsize
+        #: Parts the inner sink has no use for never take a place in the queue.
+        self._wants = wants
+        #: Told how many wanted parts were dropped (so the inner sink's counts agree).
+        self._on_drop = on_drop
         self._q: collections.deque[PartResult] = collections.deque()
         self._cond = threading.Condition()
         self._closing = threading.Event()
@@ -112,10 +142,11 @@ class QueuedSink:
         self._thread = supervisor.spawn(f"sink-{self.name}", self._run, stops_with=self._closing)
 
     def publish(self, result: PartResult) -> None:
+        if self._wants is not None and not self._wants(result):
+            return
         with self._cond:
             if len(self._q) >= self.maxsize:
-                self.dropped += 1
-                self._dropped.inc()
+                self._count_dropped(1)
                 return
             self._q.append(result)
             self._cond.notify()
@@ -131,11 +162,16 @@ class QueuedSink:
             left = len(self._q)
             self._q.clear()
         if left:
-            self.dropped += left
-            self._dropped.inc(left)
+            self._count_dropped(left)
         close_inner = getattr(self.inner, "close", None)
         if callable(close_inner):
             close_inner()
+
+    def _count_dropped(self, n: int) -> None:
+        self.dropped += n
+        self._dropped.inc(n)
+        if self._on_drop is not None:
+            self._on_drop(n)
 
     def _run(self) -> None:
         while True:

@@ -23,6 +23,7 @@ class Reason(str, enum.Enum):
     COUNT = "count"  # too many findings of one class
     TIMEOUT = "timeout"  # the verdict was not ready within the cycle budget
     NO_IMAGE = "no_image"  # no frame, or a damaged frame
+    IMAGE_QUALITY = "image_quality"  # a frame that cannot be judged (dark, flat, blurred, ...)
     ERROR = "error"  # backend, model or any other internal failure
     OVERRUN = "overrun"  # trigger arrived while the pipeline was full
     OFFLINE = "offline"  # the line or the daemon was not ready
@@ -46,6 +47,7 @@ PLC_VERDICT_OF_REASON: dict[Reason, PlcVerdict] = {
     Reason.COUNT: PlcVerdict.NG,
     Reason.TIMEOUT: PlcVerdict.NG_TIMEOUT,
     Reason.NO_IMAGE: PlcVerdict.NG_NO_IMAGE,
+    Reason.IMAGE_QUALITY: PlcVerdict.NG_NO_IMAGE,  # no usable image: docs/plc.md
     Reason.ERROR: PlcVerdict.NG_ERROR,
     Reason.OVERRUN: PlcVerdict.NG_ERROR,
     Reason.OFFLINE: PlcVerdict.NG_ERROR,

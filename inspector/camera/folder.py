@@ -2,7 +2,10 @@
 
 Used by ``inspector replay``, by offline evaluation of a model on a held-out set and for
 reproducing a line problem from archived NG images. Images (PNG, JPEG, BMP, TIFF) are
-served in file-name order, one per ``grab``, read as Mono8 or BGR8.
+served in file-name order, one per ``grab``, read as Mono8 or BGR8. Files deeper than
+8 bits (16-bit PNG/TIFF) need their depth declared (``bit_depth``) and are scaled by
+it; undeclared, or larger than ``max_pixels`` (read from the header, before
+decoding), they are refused with ``FrameError`` (the part is NG_NO_IMAGE).
 
 An optional JSON labels file gives the ground truth::
 
@@ -29,8 +32,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from inspector.camera.header import read_header
 from inspector.config import FolderCameraConfig
-from inspector.errors import CameraError, ConfigError
+from inspector.errors import CameraError, ConfigError, FrameError
 from inspector.types import Frame, Label, Trigger
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -92,19 +96,68 @@ def _label(path: Path, name: str, entry: object) -> Label:
     return Label(entry[0], (x1, y1, x2, y2))
 
 
-def read_image(path: Path, pixel_format: str) -> npt.NDArray[np.uint8]:
-    """Decode one image as Mono8 (H×W) or BGR8 (H×W×3); CameraError if it cannot be."""
+#: Bytes a file may have per allowed pixel (16-bit RGBA uncompressed), plus headers.
+_BYTES_PER_PIXEL = 8
+_HEADER_SLACK = 1 << 20
+
+
+def read_image(
+    path: Path, pixel_format: str, *, bit_depth: int = 8, max_pixels: int = 16_777_216
+) -> npt.NDArray[np.uint8]:
+    """Decode one image as Mono8 (H×W) or BGR8 (H×W×3); CameraError if it cannot be.
+
+    Before decoding, the file size and the header's width × height are checked against
+    ``max_pixels`` (FrameError: too large to decode within a cycle). A file deeper than
+    8 bits is served only when ``bit_depth`` declares its depth, and scaled by it; an
+    8-bit file under a declared deeper depth, a 16-bit file under ``bit_depth`` 8, or a
+    value above the declared depth is refused (FrameError): never scaled by guess.
+    """
     flag = cv2.IMREAD_GRAYSCALE if pixel_format == "Mono8" else cv2.IMREAD_COLOR
     try:
+        size = path.stat().st_size
+        if size > max_pixels * _BYTES_PER_PIXEL + _HEADER_SLACK:
+            raise FrameError(f"folder camera: {path} has {size} bytes, too large to decode")
+        header = read_header(path)
+        if header.pixels > max_pixels:
+            raise FrameError(
+                f"folder camera: {path} is {header.width}x{header.height}, above "
+                f"camera.folder.max_pixels {max_pixels}: refused before decoding"
+            )
         # imdecode of bytes instead of imread: also works for non-ASCII paths on any OS.
         raw = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise CameraError(f"folder camera: cannot read {path}: {exc.strerror}") from exc
-    image = cv2.imdecode(raw, flag) if raw.size else None
+    # ANYDEPTH: a 16-bit file stays 16-bit, so its depth is checked, never guessed.
+    image = cv2.imdecode(raw, flag | cv2.IMREAD_ANYDEPTH) if raw.size else None
     if image is None:
         raise CameraError(f"folder camera: cannot decode {path} (corrupt or not an image)")
-    # Without IMREAD_ANYDEPTH OpenCV scales 16-bit files to 8 bits: always uint8 here.
-    return np.ascontiguousarray(image, dtype=np.uint8)
+    return to_8bit(image, bit_depth, path)
+
+
+def to_8bit(image: npt.NDArray[np.generic], bit_depth: int, path: Path) -> npt.NDArray[np.uint8]:
+    """A decoded image as 8 bits, scaled by its declared ``bit_depth``; FrameError if the
+    file's depth does not match the declaration."""
+    if image.dtype == np.uint8:
+        if bit_depth != 8:
+            raise FrameError(
+                f"folder camera: {path} is 8-bit but camera.folder.bit_depth is {bit_depth}"
+            )
+        return np.ascontiguousarray(image)
+    if image.dtype != np.uint16:
+        raise FrameError(f"folder camera: {path} has {image.dtype} samples; not supported")
+    if bit_depth == 8:
+        raise FrameError(
+            f"folder camera: {path} is a 16-bit image; declare its depth in "
+            "camera.folder.bit_depth (10, 12 or 16): it is never scaled by guess"
+        )
+    top = int(image.max())
+    if top >> bit_depth:
+        raise FrameError(
+            f"folder camera: {path} holds value {top}, above the declared {bit_depth}-bit range"
+        )
+    out = np.empty(image.shape, np.uint8)
+    np.right_shift(image, bit_depth - 8, out=out, casting="unsafe")
+    return out
 
 
 class FolderCamera:
@@ -154,7 +207,10 @@ class FolderCamera:
             self._next = 0
         path = self._files[self._next]
         self._next += 1  # a corrupt file is skipped next time, not retried forever
-        image = read_image(path, self.cfg.pixel_format)
+        cfg = self.cfg
+        image = read_image(
+            path, cfg.pixel_format, bit_depth=cfg.bit_depth, max_pixels=cfg.max_pixels
+        )
         self._frame_id += 1
         return Frame(
             image=image,

@@ -7,9 +7,9 @@ misspelled key is an error, never a silently ignored default: an inspection daem
 fails closed.
 
 The package reads like the config file: ``line``, ``camera``, ``models`` (recipes,
-models, rules), ``plc``, ``services`` (pipeline, metrics, logging, archive), ``hmi``
-(the station web page), then ``root`` (the whole file and its cross-section checks)
-and ``load`` (YAML → Config).
+models, rules), ``plc``, ``services`` (pipeline, metrics, logging, archive), ``plant``
+(mqtt, opcua), ``hmi`` (the station web page), then ``root`` (the whole file and its
+cross-section checks) and ``load`` (YAML → Config).
 Import what you need from here.
 """
 
@@ -43,7 +43,9 @@ from inspector.config.models import (
     RecipeConfig,
     RulesConfig,
 )
+from inspector.config.plant import MqttConfig, MqttTlsConfig, OpcUaConfig
 from inspector.config.plc import PlcConfig
+from inspector.config.quality import PresenceConfig, QualityConfig
 from inspector.config.root import Config
 from inspector.config.services import ArchiveConfig, LoggingConfig, MetricsConfig, PipelineConfig
 
@@ -62,10 +64,15 @@ __all__ = [
     "LoggingConfig",
     "MetricsConfig",
     "ModelConfig",
+    "MqttConfig",
+    "MqttTlsConfig",
+    "OpcUaConfig",
     "PipelineConfig",
     "PlcConfig",
     "Point",
     "PreprocessConfig",
+    "PresenceConfig",
+    "QualityConfig",
     "RecipeConfig",
     "RulesConfig",
     "Section",

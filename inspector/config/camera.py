@@ -53,6 +53,18 @@ class FolderCameraConfig(Section):
     pixel_format: Literal["Mono8", "BGR8"] = Field(
         "BGR8", description="Read images as Mono8 or BGR8."
     )
+    bit_depth: Literal[8, 10, 12, 16] = Field(
+        8,
+        description="Significant bits per sample in the files. 8: 8-bit files only (a "
+        "deeper file is refused, NG no_image); 10/12/16: 16-bit files holding that many "
+        "bits, scaled to 8 bits by this depth (a value above it is refused).",
+    )
+    max_pixels: int = Field(
+        16_777_216,
+        ge=4,
+        description="Largest image (width × height) served; a larger one is refused from "
+        "its header, before decoding (NG no_image).",
+    )
 
 
 class GenicamCameraConfig(Section):

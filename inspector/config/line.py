@@ -13,6 +13,12 @@ class LineConfig(Section):
     """The production line as a whole."""
 
     name: str = Field("line-1", description="Name of the line, used in logs and metrics.")
+    station: str = Field(
+        "station-1",
+        min_length=1,
+        max_length=64,
+        description="Name of this inspection station on the line (MQTT topics, OPC UA).",
+    )
     cycle_budget_ms: float = Field(
         30.0,
         gt=0,

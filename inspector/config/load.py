@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from inspector.config.plant import resolve_plant_paths
 from inspector.config.root import Config
 from inspector.errors import ConfigError
 
@@ -187,7 +188,10 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
         genicam = camera.genicam.model_copy(update={"cti": [fix(p) for p in camera.genicam.cti]})
         camera = camera.model_copy(update={"genicam": genicam})
     archive = cfg.archive.model_copy(update={"dir": fix(cfg.archive.dir)})
-    return cfg.model_copy(update={"recipes": recipes, "camera": camera, "archive": archive})
+    plant = resolve_plant_paths(cfg.mqtt, cfg.opcua, fix)
+    return cfg.model_copy(
+        update={"recipes": recipes, "camera": camera, "archive": archive, **plant}
+    )
 
 
 def config_hash(cfg: Config) -> str:

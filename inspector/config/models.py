@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from inspector.config.base import Section
+from inspector.config.quality import QualityConfig
 
 
 class PreprocessConfig(Section):
@@ -60,6 +61,11 @@ class ModelConfig(Section):
         "detection", description="Model family; selects the postprocessor."
     )
     path: Path = Field(description="Model file: ONNX for onnxruntime/tensorrt, .pt for torch.")
+    sha256: str | None = Field(
+        None,
+        description="Pin the model file: its SHA-256 (64 hex digits). A file that does not "
+        "match is refused at start, before any runtime reads it. None: not pinned.",
+    )
     backend: Literal["onnxruntime", "tensorrt", "torch"] = Field(
         "onnxruntime", description="Inference backend."
     )
@@ -109,6 +115,16 @@ class ModelConfig(Section):
     engine: EngineConfig = Field(
         default_factory=EngineConfig, description="TensorRT engine policy."
     )
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256_is_hex(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        digest = v.strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("sha256 must be 64 hex digits (sha256sum of the model file)")
+        return digest
 
 
 # -------------------------------------------------------------------------- rules
@@ -166,3 +182,7 @@ class RecipeConfig(Section):
     name: str = Field(description="Human name of the product variant.")
     models: list[ModelConfig] = Field(min_length=1, description="Models run on every part.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Decision rules.")
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="Image-quality gate run on every frame before the models.",
+    )

@@ -9,6 +9,7 @@ from inspector.config.camera import CameraConfig
 from inspector.config.hmi import HmiConfig
 from inspector.config.line import LineConfig, TriggerConfig
 from inspector.config.models import RecipeConfig
+from inspector.config.plant import MqttConfig, OpcUaConfig, check_topic_level
 from inspector.config.plc import PlcConfig
 from inspector.config.services import ArchiveConfig, LoggingConfig, MetricsConfig, PipelineConfig
 from inspector.errors import ConfigError
@@ -27,6 +28,8 @@ class Config(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs.")
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig, description="NG archive.")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Results to MQTT.")
+    opcua: OpcUaConfig = Field(default_factory=OpcUaConfig, description="OPC UA server.")
     hmi: HmiConfig = Field(default_factory=HmiConfig, description="Station web page.")
 
     #: ``config_hash`` of the config as written (set by ``parse_config``, before paths
@@ -55,6 +58,13 @@ class Config(Section):
             raise ValueError(
                 "trigger.source 'camera' needs camera.type 'genicam' with trigger_mode 'hardware'"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _mqtt_topics_valid(self) -> Config:
+        if self.mqtt.enabled:  # line and station name topic levels
+            check_topic_level(self.line.name, "line.name")
+            check_topic_level(self.line.station, "line.station")
         return self
 
     def recipe(self, recipe_id: int) -> RecipeConfig:

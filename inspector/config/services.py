@@ -24,6 +24,13 @@ class PipelineConfig(Section):
         "weights in one core's caches and the hand-offs between the threads on warm cores; "
         "with cores kept free of other work (e.g. isolcpus on a Jetson) it cuts jitter.",
     )
+    fault_after_errors: int = Field(
+        5,
+        ge=1,
+        description="Parts in a row with reason 'error' (NG_ERROR: model, backend or "
+        "internal failure) after which the station reports STATE fault (ERROR_CODE 202); "
+        "it is ready again after the next part without an error.",
+    )
 
     @field_validator("cpus")
     @classmethod
@@ -57,3 +64,10 @@ class ArchiveConfig(Section):
     enabled: bool = Field(False, description="Save images of NG parts.")
     dir: Path = Field(Path("archive"), description="Archive directory.")
     max_files: int = Field(10_000, ge=1, description="Oldest images are deleted past this count.")
+    retry_s: float = Field(
+        10.0,
+        gt=0,
+        description="After a failed write (or a directory that cannot be created) the "
+        "archive is off, with inspector_archive_up 0, for this long, then tries again; "
+        "images of NG parts meanwhile are counted as failed. Inspection never waits.",
+    )

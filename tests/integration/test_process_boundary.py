@@ -148,7 +148,8 @@ logging: {{format: json}}
     [
         ({"model": "/nonexistent/model.onnx"}, "does not exist"),
         ({"rules": "rules: {min_confidence: {default: 0.5, scrach: 0.9}}"}, "'scrach'"),
-        ({"archive": "archive: {enabled: true, dir: /proc/version/archive}"}, "archive.dir"),
+        # An unwritable archive directory is not here: the archive runs off with a fault
+        # flag and never stops the start (tests/integration/test_archive_faults.py).
         ({"model": str(REPO / "README.md")}, "cannot load"),
     ],
 )
@@ -161,7 +162,6 @@ camera: {{type: sim, sim: {{width: 640, height: 512, pool_size: 4}}}}
 recipes: [{{id: 1, name: r, models: [{{path: "{model}"}}],
             {change.get("rules", "rules: {}")} }}]
 metrics: {{enabled: false}}
-{change.get("archive", "")}
 """
     cfg = tmp_path / "c.yaml"
     cfg.write_text(text)

@@ -171,14 +171,13 @@ def test_a_deadline_before_the_publishers_next_wake_wakes_it() -> None:
 def test_timeouts_are_published_at_their_deadline_not_later() -> None:
     """An open part is published NG timeout at its deadline: the median lateness over
     ten parts stays within a few ms (a timeout published 50 ms late fails this)."""
-    sink = Collect()
-    sink.want = 10
+    sink = Collect(10)
     ledger = Ledger([sink])
     t = run(ledger)
     for seq in range(1, 11):
         ledger.enter(trig(seq, budget_ms=20))
         time.sleep(0.025)  # each part alone at the head when its deadline comes
-    assert sink.event.wait(5)
+    assert sink.done.wait(5)
     ledger.finish()
     t.join(2)
     late_ms = sorted((r.t_verdict_ns - r.trigger.deadline_ns) / 1e6 for r in sink.results)

@@ -1,0 +1,228 @@
+"""Fuzzing the plant links: a broker that answers garbage, OPC UA clients that send it.
+
+The daemon runs as the real ``App`` on the sim line (internal trigger) for the whole
+test; hypothesis (derandomized, no example database) feeds one input per example. The
+daemon must never fault (no thread death, exit 70) and never delay a verdict: every
+triggered part is decided within the cycle budget (0 deadline misses), and every part
+is still in the MQTT spool or was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from asyncua import Client, ua
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inspector.app import App
+from inspector.config import parse_config
+from inspector.plant.spool import Spool
+from inspector.types import Reason
+from tests.support.common import free_port
+from tests.support.daemon import Record
+from tests.support.onnx_models import make_detector_onnx
+
+FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=40)
+
+
+def remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+@st.composite
+def mqtt_packet(draw: st.DrawFn) -> bytes:
+    """A packet of any type and flags with a random body (length right or wrong)."""
+    header = draw(st.integers(0, 255))
+    body = draw(st.binary(max_size=40))
+    length = draw(st.one_of(st.just(len(body)), st.integers(0, 300)))
+    return bytes([header]) + remaining_length(length) + body
+
+
+CONNACK_OK = bytes([0x20, 0x03, 0x00, 0x00, 0x00])  # MQTT 5, session absent, success, no props
+broker_replies = st.one_of(
+    st.binary(max_size=80),  # plain garbage
+    st.lists(mqtt_packet(), max_size=4).map(b"".join),  # garbage packets before CONNACK
+    st.lists(mqtt_packet(), max_size=6).map(lambda ps: CONNACK_OK + b"".join(ps)),  # after
+    st.binary(max_size=12).map(
+        lambda props: bytes([0x20, 3 + len(props), 0, 0]) + remaining_length(len(props)) + props
+    ),  # CONNACK properties
+)
+
+
+class FakeBroker:
+    """Accepts MQTT clients on loopback and answers each with the next fuzz reply."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.sock.settimeout(0.1)
+        self.reply = b""
+        self.served = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="fake-broker")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(0.2)
+                with contextlib.suppress(OSError):
+                    conn.recv(4096)  # the client's CONNECT
+                    conn.sendall(self.reply)
+                    conn.recv(4096)  # whatever comes back, until it gives up or 0.2 s
+            self.served.set()
+        self.sock.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def fuzz_config(tmp_path: Path, mqtt_port: int, opcua_port: int) -> str:
+    model = make_detector_onnx(tmp_path / "m.onnx", [(30, 30, 8, 8, 2, 0.8)])
+    return f"""
+line: {{name: line-a, station: cam-1, cycle_budget_ms: 100}}
+trigger: {{source: internal, rate_hz: 20}}
+camera: {{type: sim, sim: {{width: 320, height: 256, pool_size: 8, seed: 5}}}}
+recipes: [{{id: 1, name: plate, models: [{{path: "{model}"}}]}}]
+metrics: {{enabled: false}}
+logging: {{per_part: false}}
+mqtt: {{enabled: true, port: {mqtt_port}, spool_path: "{tmp_path / "spool.sqlite"}",
+       backoff_s: 0.01, backoff_max_s: 0.02, connect_timeout_s: 0.3}}
+opcua: {{enabled: true, port: {opcua_port}}}
+"""
+
+
+@contextlib.contextmanager
+def running_station(tmp_path: Path) -> Iterator[tuple[App, Record, FakeBroker, int]]:
+    mqtt_port, opcua_port = free_port(), free_port()
+    broker = FakeBroker(mqtt_port)
+    record = Record()
+    app = App(parse_config(fuzz_config(tmp_path, mqtt_port, opcua_port)), extra_sinks=[record])
+    try:
+        app.start()
+        yield app, record, broker, opcua_port
+    finally:
+        app.stop()
+        broker.close()
+
+
+def assert_healthy(app: App, record: Record) -> None:
+    assert app.supervisor.faulted is None, app.supervisor.faulted
+    late = [r for r in record.results.values() if r.verdict.reason is Reason.TIMEOUT]
+    assert not late, [(r.trigger.part_id, r.cycle_ns / 1e6, r.stage_ns) for r in late]
+
+
+def test_garbage_from_the_broker_never_crashes_or_delays(tmp_path: Path) -> None:
+    with running_station(tmp_path) as (app, record, broker, _):
+
+        @FUZZ
+        @given(reply=broker_replies)
+        def one_session(reply: bytes) -> None:
+            broker.reply = reply
+            broker.served.clear()
+            assert broker.served.wait(10), "the station stopped trying the broker"
+            assert_healthy(app, record)
+
+        one_session()
+        parts = len(record.results)
+    assert_healthy(app, record)
+    assert app.exit_code == 0
+    # Nothing was lost: a fake broker may have "acknowledged" a few with a lucky PUBACK,
+    # everything else waits in the spool for a real one.
+    spooled = Spool(tmp_path / "spool.sqlite", 1 << 30).count
+    assert parts - 5 <= spooled <= parts and parts > 20
+
+
+# --------------------------------------------------------------------------- OPC UA
+def hello(body_sizes: tuple[int, int, int, int], url: bytes) -> bytes:
+    body = struct.pack("<IIIII", 0, *body_sizes) + struct.pack("<i", len(url)) + url
+    return b"HELF" + struct.pack("<I", 8 + len(body)) + body
+
+
+@st.composite
+def opcua_bytes(draw: st.DrawFn) -> bytes:
+    """Garbage, a Hello with wild sizes, or chunks with valid headers and random bodies."""
+    kind = draw(st.sampled_from(["garbage", "hello", "chunks"]))
+    if kind == "garbage":
+        return draw(st.binary(max_size=200))
+    sizes = draw(st.tuples(*[st.integers(0, 2**32 - 1)] * 4))
+    url = draw(st.one_of(st.just(b"opc.tcp://127.0.0.1/inspector"), st.binary(max_size=40)))
+    out = hello(sizes, url) if kind == "hello" else hello((65536, 65536, 0, 0), url)
+    for _ in range(draw(st.integers(0, 3)) if kind == "chunks" else 0):
+        msg_type = draw(st.sampled_from([b"OPN", b"MSG", b"CLO", b"ERR", b"XYZ"]))
+        body = draw(st.binary(max_size=120))
+        declared = draw(st.one_of(st.just(8 + len(body)), st.integers(0, 2**32 - 1)))
+        out += msg_type + draw(st.sampled_from([b"F", b"C", b"A"])) + struct.pack("<I", declared)
+        out += body
+    return out
+
+
+def send_raw(port: int, data: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        s.settimeout(0.2)
+        with contextlib.suppress(OSError):
+            s.sendall(data)
+            s.recv(4096)
+
+
+async def client_input(url: str, reads: list[tuple[int, int | str]], value: object) -> None:
+    """A real client reading and writing whatever node ids the fuzzer picks."""
+    async with Client(url, timeout=5) as client:
+        for ns, ident in reads:
+            node = client.get_node(ua.NodeId(ident, ns))
+            with contextlib.suppress(ua.UaError, ValueError, TypeError):
+                await node.read_value()
+            with contextlib.suppress(ua.UaError, ValueError, TypeError):
+                await node.write_value(value)
+
+
+def test_opcua_client_garbage_never_crashes_or_delays(tmp_path: Path) -> None:
+    with running_station(tmp_path) as (app, record, broker, port):
+        broker.reply = CONNACK_OK
+
+        @FUZZ
+        @given(data=opcua_bytes())
+        def one_connection(data: bytes) -> None:
+            send_raw(port, data)
+            assert_healthy(app, record)
+
+        one_connection()
+        url = f"opc.tcp://127.0.0.1:{port}/inspector"
+        node_ids = st.tuples(st.integers(0, 3), st.one_of(st.integers(0, 20_000), st.text()))
+        values = st.one_of(st.integers(), st.text(), st.floats(), st.binary(), st.booleans())
+
+        @settings(derandomize=True, database=None, deadline=None, max_examples=10)
+        @given(reads=st.lists(node_ids, max_size=5), value=values)
+        def one_client(reads: list[tuple[int, int | str]], value: object) -> None:
+            asyncio.run(client_input(url, reads, value))
+            assert_healthy(app, record)
+
+        one_client()
+
+        async def still_serving() -> int:
+            async with Client(url, timeout=5) as client:
+                idx = await client.get_namespace_index("urn:inspector:station")
+                total = await client.nodes.objects.get_child(
+                    [f"{idx}:VisionSystem", f"{idx}:Counters", f"{idx}:PartsTotal"]
+                )
+                return int(await total.read_value())
+
+        assert asyncio.run(still_serving()) > 0
+    assert_healthy(app, record)
+    assert app.exit_code == 0
