@@ -170,7 +170,7 @@ def main() -> int:
     print(
         f"# model {model.cfg.path.name}  input {model.post.input_hw}"
         f"  frame {sim.width}x{sim.height}"
-        f" {sim.pixel_format}  threads {model.cfg.threads}  parts {args.parts}"
+        f" {sim.pixel_format}  threads {model.cfg.onnxruntime.threads}  parts {args.parts}"
         f"  inference on CPU {args.cpu if cpus else 'any'}"
     )
     base50, base99 = pct(times["model"], 50), pct(times["model"], 99)

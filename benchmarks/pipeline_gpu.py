@@ -355,7 +355,12 @@ def main() -> int:
         model = Path(tmp.name) / "standin.ts"
         what = standin_model(model)
     model_cfg = ModelConfig(
-        name="demo", path=model, backend="torch", fp16=True, input_size=INPUT_HW, conf_floor=0.25
+        name="demo",
+        path=model,
+        backend="torch",
+        torch={"fp16": True},
+        input_size=INPUT_HW,
+        detection={"conf": 0.25},
     )
     head = {
         "device": torch.cuda.get_device_name(0),

@@ -20,7 +20,14 @@ from types import FrameType
 
 from inspector import __version__
 from inspector.config import DEFAULT_CONFIG_PATH, config_hash, config_schema, load_config
-from inspector.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK, ConfigError, InspectorError
+from inspector.errors import (
+    EXIT_CONFIG,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    ConfigError,
+    InspectorError,
+    ModelError,
+)
 from inspector.logging import configure, get_logger
 from inspector.logging import flush as flush_logs
 from inspector.registry import Registry
@@ -34,6 +41,7 @@ COMMANDS = Registry(
         "plc-sim": "inspector.sim.cli:register_cli",
         "camera": "inspector.camera.cli:register_cli",
         "engine": "inspector.engine_cli:register_cli",
+        "eval": "inspector.evaluation.cli:register_cli",
     },
 )
 
@@ -174,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ModelError as exc:  # per-part ones become NG inside; here: the model does not fit
+        print(f"model error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     except InspectorError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -202,7 +202,7 @@ def load_host_models(
                 one = recipe.model_copy(update={"models": [model]})
                 prove_recipe(LoadedRecipe(one, [LoadedModel(model, backend, post)]), probe)
         except InspectorError as exc:
-            problems.append(f"{key}: outputs do not fit family {model.family!r}: {exc}")
+            problems.append(f"{key}: {exc}")
         finally:
             backend.close()
     return names, problems

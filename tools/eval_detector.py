@@ -86,7 +86,7 @@ def evaluate(
         stages["total"].append(t2 - t0)
         for k, v in stage_ns.items():
             stages.setdefault(k, []).append(v)
-        # All findings, sub-threshold ones included (above the model's conf_floor): margins.
+        # All findings, sub-threshold ones included (above the model's detection.conf): margins.
         top = max((f.confidence for f in found), default=0.0)
         tally.add(frame, verdict, top)
         if verbose and bool(truth) == verdict.ok:
@@ -134,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="do not list wrong parts")
     args = p.parse_args(argv)
 
-    model = ModelConfig(name="demo_detector", path=args.model.resolve(), threads=args.threads)
+    model = ModelConfig(
+        name="demo_detector",
+        path=args.model.resolve(),
+        onnxruntime={"threads": args.threads},
+    )
     recipe = load_recipe(RecipeConfig(id=1, name="eval", models=[model]))
     sim = SimCameraConfig(
         seed=args.seed,
@@ -157,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"margins: weakest top confidence on a defective part {tally.lowest_ng:.3f}, "
         f"strongest on a good part {tally.highest_ok:.3f} (threshold 0.5; 0 means nothing "
-        "above the model's conf_floor)"
+        "above the model's detection.conf)"
     )
     print("latency (inspect_part, per stage):")
     print(latency_table(stages))

@@ -15,7 +15,8 @@ is the channel mean.
   ``pred_label`` ``[1]`` (bool), ``anomaly_map`` ``[1,1,64,64]`` = avgpool3(2·|gray − 0.5|),
   score = max of the map. A mid-grey part is normal.
 * ``anomaly_map_raw.onnx`` — map only, raw units, half resolution: ``output``
-  ``[1,1,32,32]`` = avgpool2(20·|gray − 0.5|) (0..10).
+  ``[1,1,32,32]`` = avgpool2(20·|gray − 0.5|) (0..10), with anomalib v1's
+  ``anomaly_map_raw.metadata.json`` beside it (thresholds 4, min 0, max 10).
 * ``cls_brightness.onnx`` — classifier, logits ``[1,3]`` for good, dark, bright:
   (0, 40·(0.3 − mean), 40·(mean − 0.7)).
 * ``cls_brightness_probs.onnx`` — the same followed by Softmax, ``probs`` ``[1,3]``.
@@ -28,6 +29,7 @@ files against it.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,9 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 13  # old enough for the ONNX Runtime / TensorRT 10.3 of JetPack 6
 IR_VERSION = 7
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "models"
+
+
+RAW_METADATA = {"image_threshold": 4.0, "pixel_threshold": 4.0, "min": 0.0, "max": 10.0}
 
 
 def _const(name: str, value: object) -> onnx.TensorProto:
@@ -183,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / name
         path.write_bytes(builder().SerializeToString(deterministic=True))
         print(f"{path} ({path.stat().st_size} bytes)")
+    # anomalib v1 style: the raw map's thresholds and range, beside the model.
+    meta = args.out / "anomaly_map_raw.metadata.json"
+    meta.write_text(json.dumps(RAW_METADATA, indent=1) + "\n")
+    print(meta)
     return 0
 
 

@@ -11,7 +11,7 @@ Two ways in (step 4 of the flow):
   into a CUDA graph (``cuda_graph=True``) and replayed per part: one launch instead of a
   few hundred, which is most of a small detector's latency.
 
-FP16 (``model.fp16``) converts the weights and the input binding to half; outputs are
+FP16 (``model.torch.fp16``) converts the weights and the input binding to half; outputs are
 returned as float32. torch is imported in ``load()`` only.
 """
 
@@ -68,7 +68,7 @@ class TorchBackend(Backend):
             self._module = self._load_module(path)
         except Exception as exc:  # torch raises many types; report them as one
             raise BackendError(f"cannot load {path}: {exc}") from exc
-        self.fp16 = bool(self.model.fp16 and self.device.type == "cuda")
+        self.fp16 = bool(self.model.torch.fp16 and self.device.type == "cuda")
         if self.fp16:
             self._module = self._module.half()
         h, w = self.model.input_size or _DEFAULT_HW

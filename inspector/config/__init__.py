@@ -36,12 +36,20 @@ from inspector.config.load import (
     resolve_paths,
 )
 from inspector.config.models import (
+    FAMILIES,
+    AnomalyOptions,
+    ClassificationOptions,
+    DetectionOptions,
     EngineConfig,
+    Family,
     ModelConfig,
+    OnnxRuntimeOptions,
     Point,
     PreprocessConfig,
     RecipeConfig,
     RulesConfig,
+    SegmentationOptions,
+    TorchOptions,
 )
 from inspector.config.plant import MqttConfig, MqttTlsConfig, OpcUaConfig
 from inspector.config.plc import PlcConfig
@@ -51,11 +59,16 @@ from inspector.config.services import ArchiveConfig, LoggingConfig, MetricsConfi
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "FAMILIES",
+    "AnomalyOptions",
     "ArchiveConfig",
     "CameraConfig",
+    "ClassificationOptions",
     "Config",
     "DefectKind",
+    "DetectionOptions",
     "EngineConfig",
+    "Family",
     "FolderCameraConfig",
     "GenicamCameraConfig",
     "HmiBasicAuthConfig",
@@ -66,6 +79,7 @@ __all__ = [
     "ModelConfig",
     "MqttConfig",
     "MqttTlsConfig",
+    "OnnxRuntimeOptions",
     "OpcUaConfig",
     "PipelineConfig",
     "PlcConfig",
@@ -76,8 +90,10 @@ __all__ = [
     "RecipeConfig",
     "RulesConfig",
     "Section",
+    "SegmentationOptions",
     "SimCameraConfig",
     "SimDefectConfig",
+    "TorchOptions",
     "TriggerConfig",
     "config_hash",
     "config_schema",

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from inspector.config.models import ModelConfig
 from inspector.config.plant import resolve_plant_paths
 from inspector.config.root import Config
 from inspector.errors import ConfigError
@@ -159,21 +160,19 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
     def fix(p: Path) -> Path:
         return p if p.is_absolute() else (base / p).resolve()
 
+    def fix_model(m: ModelConfig) -> ModelConfig:
+        update: dict[str, object] = {
+            "path": fix(m.path),
+            "engine": m.engine.model_copy(update={"dir": fix(m.engine.dir)}),
+        }
+        # model_copy marks updated keys as given, and a given family block declares the
+        # family (ModelConfig.declared_family): touch the anomaly block only if it was given.
+        if m.anomaly.metadata is not None:
+            update["anomaly"] = m.anomaly.model_copy(update={"metadata": fix(m.anomaly.metadata)})
+        return m.model_copy(update=update)
+
     recipes = [
-        r.model_copy(
-            update={
-                "models": [
-                    m.model_copy(
-                        update={
-                            "path": fix(m.path),
-                            "engine": m.engine.model_copy(update={"dir": fix(m.engine.dir)}),
-                        }
-                    )
-                    for m in r.models
-                ]
-            }
-        )
-        for r in cfg.recipes
+        r.model_copy(update={"models": [fix_model(m) for m in r.models]}) for r in cfg.recipes
     ]
     camera = cfg.camera
     if camera.folder is not None:

@@ -53,12 +53,128 @@ class EngineConfig(Section):
     )
 
 
+Family = Literal["detection", "segmentation", "anomaly", "classification"]
+#: The family keys of ``ModelConfig``: each names its options block.
+FAMILIES: tuple[Family, ...] = ("detection", "segmentation", "anomaly", "classification")
+
+
+class DetectionOptions(Section):
+    """Detection (boxes). Defaults are Ultralytics' for the same concepts (conf, iou,
+    max_det)."""
+
+    layout: Literal["auto", "yolov8", "yolov5", "end2end", "efficient_nms"] = Field(
+        "auto",
+        description="Output layout: [1,4+nc,N] (YOLOv8/v11/YOLO26 plain head), [1,N,5+nc] "
+        "(YOLOv5), [1,N,6] x1,y1,x2,y2,score,class (NMS-free: YOLO26/YOLOv10 end-to-end, any "
+        "nms=True export), or TensorRT EfficientNMS's four outputs. 'auto' reads the model.",
+    )
+    conf: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Candidates below this confidence are dropped before NMS (Ultralytics "
+        "'conf'). The rules' min_confidence then decides what counts.",
+    )
+    iou: float = Field(0.7, gt=0, le=1, description="NMS IoU threshold (Ultralytics 'iou').")
+    max_det: int = Field(
+        300, ge=1, description="Most detections kept after NMS (Ultralytics 'max_det')."
+    )
+
+
+class SegmentationOptions(Section):
+    """Segmentation: semantic maps (U-Net, torchvision, YOLO26 semantic) or instance masks
+    (YOLO-seg)."""
+
+    layout: Literal["auto", "semantic", "instance"] = Field(
+        "auto",
+        description="'semantic': [1,C,h,w] logits/probabilities or a [1,h,w] class map; "
+        "'instance': YOLO-seg boxes + mask coefficients + prototypes. 'auto' reads the model.",
+    )
+    mask_threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Probability (0..1) a pixel needs to belong to a defect mask (semantic "
+        "maps and instance masks alike).",
+    )
+    conf: float = Field(
+        0.25, ge=0, le=1, description="Instance layout: box confidence floor before NMS."
+    )
+    iou: float = Field(0.7, gt=0, le=1, description="Instance layout: NMS IoU threshold.")
+    max_det: int = Field(
+        300,
+        ge=1,
+        description="Instance layout: most instances kept; semantic: most blobs per class "
+        "(largest first).",
+    )
+
+
+class AnomalyOptions(Section):
+    """Anomaly (anomalib): thresholds on the normalised score and map, where 0.5 is the
+    threshold anomalib computed at training."""
+
+    image_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Normalised image score at or above which a part is anomalous (0.5: the "
+        "exported graph's own threshold). Moves the line's threshold without re-exporting.",
+    )
+    pixel_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Normalised anomaly-map value at or above which a pixel is anomalous "
+        "(0.5: the graph's own pixel threshold).",
+    )
+    metadata: Path | None = Field(
+        None,
+        description="anomalib v1 metadata.json (thresholds and min/max) for a model that "
+        "outputs raw values; None looks for metadata.json next to the model.",
+    )
+    max_det: int = Field(300, ge=1, description="Most localised anomalies kept (largest first).")
+
+
+class ClassificationOptions(Section):
+    """Classification: the top-1 class decides."""
+
+    ok_classes: list[str] = Field(
+        default_factory=lambda: ["ok", "good", "pass"],
+        description="Class names (case-insensitive) of a good part; a top-1 class not in "
+        "this list is a finding.",
+    )
+
+
+class OnnxRuntimeOptions(Section):
+    """ONNX Runtime (CPU) options."""
+
+    threads: int = Field(1, ge=1, le=64, description="Intra-op CPU threads.")
+
+
+class TorchOptions(Section):
+    """torch backend options."""
+
+    fp16: bool = Field(False, description="Run in FP16 (on a CUDA device).")
+
+
+_BACKENDS = ("onnxruntime", "torch")
+
+
 class ModelConfig(Section):
-    """One model of a recipe and how to read its outputs."""
+    """One model of a recipe and how to read its outputs.
+
+    The family and its layout are read from the model at start (Ultralytics ``task``
+    metadata, anomalib output names, output shapes); ``family`` overrides that. Options
+    live in one block per family (``detection``, ``segmentation``, ``anomaly``,
+    ``classification``) and per backend (``onnxruntime``, ``torch``; ``engine`` for
+    TensorRT and CUDA graphs). Giving a block that does not apply is an error.
+    """
 
     name: str = Field("detector", description="Name used in findings, logs and metrics.")
-    family: Literal["detection", "segmentation", "anomaly", "classification"] = Field(
-        "detection", description="Model family; selects the postprocessor."
+    family: Literal["auto", "detection", "segmentation", "anomaly", "classification"] = Field(
+        "auto",
+        description="Model family; selects the postprocessor. 'auto' reads it from the model "
+        "(a family options block given here must then agree with it).",
     )
     path: Path = Field(description="Model file: ONNX for onnxruntime/tensorrt, .pt for torch.")
     sha256: str | None = Field(
@@ -70,50 +186,35 @@ class ModelConfig(Section):
         "onnxruntime", description="Inference backend."
     )
     input_size: tuple[int, int] | None = Field(
-        None, description="Model input (height, width); None reads it from the model."
+        None,
+        description="Model input (height, width); None reads it from the model. Must equal a "
+        "static model input.",
     )
     class_names: list[str] | None = Field(
-        None, description="Class names; None reads Ultralytics 'names' metadata."
+        None,
+        description="Class names; None reads the model's 'names' metadata. Their count must "
+        "fit the model's outputs.",
     )
-    layout: Literal["auto", "yolov8", "yolov5"] = Field(
-        "auto", description="Detection output layout: [1,4+nc,N] (v8/v11) or [1,N,5+nc] (v5)."
+    detection: DetectionOptions = Field(
+        default_factory=DetectionOptions, description="Detection options."
     )
-    conf_floor: float = Field(
-        0.1, ge=0, le=1, description="Candidates below this confidence are dropped before NMS."
+    segmentation: SegmentationOptions = Field(
+        default_factory=SegmentationOptions, description="Segmentation options."
     )
-    iou_threshold: float = Field(0.5, gt=0, le=1, description="NMS IoU threshold.")
-    max_detections: int = Field(
-        100,
-        ge=1,
-        description="Most findings kept after NMS (detection), or blobs kept per class "
-        "(segmentation, anomaly; largest first).",
+    anomaly: AnomalyOptions = Field(default_factory=AnomalyOptions, description="Anomaly options.")
+    classification: ClassificationOptions = Field(
+        default_factory=ClassificationOptions, description="Classification options."
     )
-    mask_threshold: float = Field(
-        0.5,
-        gt=0,
-        description="Segmentation: class probability (0..1) a pixel needs to join a defect "
-        "mask. Anomaly: anomaly-map value a pixel needs to join a localised anomaly, in the "
-        "model's units (0.5 for normalised anomalib exports).",
+    onnxruntime: OnnxRuntimeOptions = Field(
+        default_factory=OnnxRuntimeOptions, description="ONNX Runtime options."
     )
-    anomaly_threshold: float = Field(
-        0.5,
-        gt=0,
-        description="Anomaly: image score at or above which a part is anomalous, in the "
-        "model's units (0.5 for normalised anomalib exports, else the raw image threshold). "
-        "Findings report score / (2 * threshold) clipped to 0..1, so the threshold reads 0.5.",
-    )
-    ok_classes: list[str] = Field(
-        default_factory=lambda: ["ok", "good", "pass"],
-        description="Classification: class names (case-insensitive) of a good part; a top-1 "
-        "class not in this list is a finding.",
-    )
-    threads: int = Field(1, ge=1, le=64, description="CPU threads for onnxruntime.")
-    fp16: bool = Field(False, description="Run in FP16 (torch backend).")
+    torch: TorchOptions = Field(default_factory=TorchOptions, description="torch options.")
     preprocess: PreprocessConfig = Field(
         default_factory=PreprocessConfig, description="Preprocessing of this model's input."
     )
     engine: EngineConfig = Field(
-        default_factory=EngineConfig, description="TensorRT engine policy."
+        default_factory=EngineConfig,
+        description="Engine policy (tensorrt; cuda_graph and warm-up for torch).",
     )
 
     @field_validator("sha256")
@@ -125,6 +226,33 @@ class ModelConfig(Section):
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ValueError("sha256 must be 64 hex digits (sha256sum of the model file)")
         return digest
+
+    @model_validator(mode="after")
+    def _blocks_apply(self) -> ModelConfig:
+        given = [f for f in FAMILIES if f in self.model_fields_set]
+        if len(given) > 1:
+            raise ValueError(f"options for several families {given}: a model has one family")
+        if given and self.family not in ("auto", given[0]):
+            raise ValueError(f"'{given[0]}' options given for a model of family '{self.family}'")
+        for backend in _BACKENDS:
+            if backend in self.model_fields_set and self.backend != backend:
+                raise ValueError(f"'{backend}' options given but backend is '{self.backend}'")
+        if "engine" in self.model_fields_set and self.backend == "onnxruntime":
+            raise ValueError("'engine' options apply to the tensorrt and torch backends")
+        return self
+
+    @property
+    def declared_family(self) -> Family | None:
+        """The family the config asks for: ``family``, else the one options block given."""
+        if self.family != "auto":
+            return self.family
+        given = [f for f in FAMILIES if f in self.model_fields_set]
+        return given[0] if given else None
+
+    @property
+    def anomaly_class(self) -> str:
+        """The class name of an anomaly model's findings."""
+        return self.class_names[0] if self.class_names else "anomaly"
 
 
 # -------------------------------------------------------------------------- rules
@@ -186,3 +314,21 @@ class RecipeConfig(Section):
         default_factory=QualityConfig,
         description="Image-quality gate run on every frame before the models.",
     )
+
+    @model_validator(mode="after")
+    def _anomaly_rules_fit(self) -> RecipeConfig:
+        """An anomaly finding's confidence is its normalised score, which is at least the
+        model's threshold; a higher min_confidence would be a second, hidden threshold."""
+        table = self.rules.min_confidence
+        for m in self.models:
+            if m.declared_family != "anomaly":
+                continue
+            floor = min(m.anomaly.image_threshold, m.anomaly.pixel_threshold)
+            need = table.get(m.anomaly_class, table.get("default", 0.0))
+            if need > floor:
+                raise ValueError(
+                    f"rules.min_confidence for '{m.anomaly_class}' is {need}, above model "
+                    f"'{m.name}' anomaly thresholds (lowest {floor}): anomalies between them "
+                    f"would pass; set rules.min_confidence.{m.anomaly_class}: {floor} or lower"
+                )
+        return self

@@ -16,7 +16,7 @@ frame, and ``make_gpu_model_stage`` wraps it with the postprocessor into the
 ``inspect.ModelStage`` the worker thread calls.
 
 Detection outputs in the YOLOv8 layout ``[1, 4+nc, N]`` are filtered on the device
-(``gpu/compact.py``): only candidates whose best class score reaches ``conf_floor`` are
+(``gpu/compact.py``): only candidates whose best class score reaches ``detection.conf`` are
 copied into a fixed ``[4+nc, candidate_cap]`` buffer that comes back with the count
 (14 KB at cap 512 and 3 classes, instead of 235 KB for N = 8400); the host
 postprocessor then runs NMS as on the CPU path. ``saturated`` counts parts with more
@@ -97,11 +97,11 @@ class GpuStage:
         self.stream = cu.stream_create(device)
         self._filter: CandidateFilter | None = None
         out0 = backend.info.outputs[0].shape
-        if candidate_filter and model_cfg.family == "detection" and _is_yolov8(out0):
+        if candidate_filter and _is_yolov8(out0):
             self._filter = CandidateFilter(
                 int(out0[1]),
                 int(out0[2]),
-                model_cfg.conf_floor,
+                model_cfg.detection.conf,
                 candidate_cap,
                 backend.device,
                 slots=frames_in_flight,
@@ -311,6 +311,10 @@ def use_gpu_stage(model: LoadedModel, *, frames_in_flight: int = 1) -> GpuStage:
             f"model {model.cfg.name!r}: preprocess.device 'cuda' needs backend 'torch', "
             f"not {model.cfg.backend!r}"
         )
-    stage = GpuStage(model.cfg, model.backend, frames_in_flight=frames_in_flight)
+    # Only a raw YOLOv8-layout detection head has candidates to filter on the device.
+    raw_head = model.post.family == "detection" and model.post.layout == "yolov8"
+    stage = GpuStage(
+        model.cfg, model.backend, frames_in_flight=frames_in_flight, candidate_filter=raw_head
+    )
     model.stage = make_gpu_model_stage(stage, model.post)
     return stage

@@ -59,7 +59,7 @@ def shapes(
     for lb in truth or ():
         out.append({"role": "truth", "box": [round(c, 1) for c in lb.box], "label": lb.class_name})
     for f in findings:
-        blob = families.get(str(f.get("model", ""))) in _BLOB_FAMILIES
+        blob = families.get(str(f.get("model", ""))) in _BLOB_FAMILIES or _measured(f)
         label = f"{f['class']} {float(f['confidence']):.2f}"
         if blob:
             label += f" · {float(f.get('area_px', 0)):.0f} px²"
@@ -72,6 +72,15 @@ def shapes(
             }
         )
     return out
+
+
+def _measured(finding: Mapping[str, Any]) -> bool:
+    """Whether a finding's area was measured in pixels (a mask or map blob, family 'auto'
+    included): a measured area is smaller than its box, a box-only finding's equals it."""
+    x1, y1, x2, y2 = (float(c) for c in finding["box"])
+    box_area = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    area = finding.get("area_px")
+    return area is not None and float(area) < 0.98 * box_area - 1.0
 
 
 def _polygon(role: str, points: Sequence[tuple[float, float]], label: str) -> Shape:

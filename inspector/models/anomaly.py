@@ -1,30 +1,37 @@
-"""Anomaly detection (PatchCore/PaDiM style, anomalib exports): map + score → findings
-(step 5).
+"""Anomaly detection (anomalib exports): score + map → findings (step 5).
 
-Outputs read (batch 1), found by name first, else by shape:
+Two export styles are recognised at start (``models/identify.py``):
 
-* the anomaly map: a name containing ``anomaly_map``, else the one output of rank ≥ 3;
-  ``[1, 1, h, w]`` or ``[1, h, w]``, at the input resolution or below;
-* the image score: a name containing ``score``, else the one output with a single
-  value; ``[]``, ``[1]`` or ``[1, 1]``. Without it the score is the maximum of the map
-  over the image content (letterbox padding excluded).
+* **anomalib 2.x** (``v2``): outputs found by name: ``pred_score`` ``[1]``,
+  ``anomaly_map`` ``[1,1,h,w]`` or ``[1,h,w]``, and ``pred_label`` / ``pred_mask``. With
+  the post-processor in the graph (its ``pred_label`` or ``pred_mask`` is exported) the
+  score and map are **normalised**: 0..1 with the threshold learnt at training at 0.5.
+  ``pred_label`` and ``pred_mask`` are the graph's own decisions at 0.5; they are read
+  only to check the export and are otherwise ignored, so the recipe's thresholds decide.
+* **anomalib 1.x style** (``v1``): a raw map (and optionally a raw score) plus the
+  ``metadata.json`` anomalib writes next to the model (``image_threshold``,
+  ``pixel_threshold``, ``min``, ``max``). Raw values are normalised here exactly as
+  anomalib does: ``clip((x - threshold) / (max - min) + 0.5, 0, 1)``.
 
-Other outputs (``pred_label``, ``pred_mask``) are ignored: the thresholds here decide.
+Either way the thresholds in the recipe (``anomaly.image_threshold``,
+``anomaly.pixel_threshold``, default 0.5 = the graph's own) are on the normalised
+scale, so a line can move them without re-exporting. Without a score output the score
+is the maximum of the normalised map over the image content (letterbox padding
+excluded). Raw outputs without ``metadata.json`` are refused at start.
 
 Findings, all of class ``anomaly`` (or the one configured class name):
 
-* one image-level finding, box = whole frame, when score ≥ ``model.anomaly_threshold``;
-* one localised finding per blob of the map ≥ ``model.mask_threshold`` (whatever the
-  image score: a localised defect on an otherwise normal part is still a defect), with
+* one image-level finding, box = whole frame, when score ≥ ``image_threshold``;
+* one localised finding per blob of the map ≥ ``pixel_threshold`` (whatever the image
+  score: a localised defect on an otherwise normal part is still a defect), with
   ``area_px`` in frame pixels.
 
-Thresholds are in the model's units (0.5 for normalised anomalib exports). Confidence
-is ``value / (2 * threshold)`` clipped to 0..1: identity for normalised exports, and
-for raw scores it puts the threshold at 0.5, the rules' default ``min_confidence``.
+Confidence is the normalised value (the score, or the blob's peak).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,51 +41,91 @@ from inspector.errors import ModelError
 from inspector.model_info import ModelInfo, TensorSpec
 from inspector.models.base import input_hw_of
 from inspector.models.blobs import find_blobs, valid_cells
+from inspector.models.identify import describe, v1_metadata_path
 from inspector.models.outputs import FloatArray, require_finite
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding
 
-_IGNORED_NAMES = ("label", "mask")
+_DECISIONS = ("pred_label", "pred_mask")
+# Normalised values are clipped to 0..1 by anomalib; allow float rounding.
+_TOL = 1e-4
 
 
-def _is_spatial(spec: TensorSpec) -> bool:
-    return len(spec.shape) >= 3
+@dataclass(frozen=True, slots=True)
+class Normaliser:
+    """anomalib's min-max normalisation: the training threshold lands on 0.5."""
+
+    image_threshold: float
+    pixel_threshold: float
+    min: float
+    max: float
+
+    def __call__(self, raw: FloatArray, threshold: float) -> FloatArray:
+        out: FloatArray = np.clip((raw - threshold) / (self.max - self.min) + 0.5, 0.0, 1.0)
+        return out
+
+
+def read_metadata(model: ModelConfig) -> Normaliser:
+    """The v1 ``metadata.json``; ModelError (refused at start) if missing or incomplete."""
+    path = v1_metadata_path(model)
+    if path is None:
+        raise ModelError(
+            f"{model.name}: raw anomaly outputs need anomalib's metadata.json (thresholds, "
+            "min, max) next to the model or at anomaly.metadata"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        norm = Normaliser(
+            float(data["image_threshold"]),
+            float(data["pixel_threshold"]),
+            float(data["min"]),
+            float(data["max"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(
+            f"{model.name}: {path} must hold numbers image_threshold, pixel_threshold, min "
+            f"and max: {exc!r}"
+        ) from exc
+    values = (norm.image_threshold, norm.pixel_threshold, norm.min, norm.max)
+    if not all(np.isfinite(values)) or norm.max <= norm.min:
+        raise ModelError(f"{model.name}: {path}: min must be below max, all finite")
+    return norm
+
+
+def _index(outputs: tuple[TensorSpec, ...], *keys: str) -> int | None:
+    names = [o.name.lower() for o in outputs]
+    hits = [i for i, n in enumerate(names) if any(k in n for k in keys)]
+    if len(hits) > 1:
+        raise ModelError(f"several outputs match {keys}: {[outputs[i].name for i in hits]}")
+    return hits[0] if hits else None
+
+
+def locate_outputs(model: ModelConfig, info: ModelInfo) -> tuple[int | None, int | None]:
+    """Indices of the anomaly map and the image score (None when the model lacks one)."""
+    outs = info.outputs
+    try:
+        map_idx = _index(outs, "anomaly_map")
+        score_idx = _index(outs, "pred_score", "score")
+    except ModelError as exc:
+        raise ModelError(f"{model.name}: {exc}; {describe(info)}") from exc
+    rest = [
+        i
+        for i, o in enumerate(outs)
+        if i not in (map_idx, score_idx) and not any(d in o.name.lower() for d in _DECISIONS)
+    ]
+    if map_idx is None:
+        spatial = [i for i in rest if len(outs[i].shape) >= 3]
+        map_idx = spatial[0] if len(spatial) == 1 else None
+    if score_idx is None:
+        single = [i for i in rest if i != map_idx and _is_single(outs[i])]
+        score_idx = single[0] if len(single) == 1 else None
+    if map_idx is None and score_idx is None:
+        raise ModelError(f"{model.name}: no anomaly map or score among outputs: {describe(info)}")
+    return map_idx, score_idx
 
 
 def _is_single(spec: TensorSpec) -> bool:
     return len(spec.shape) <= 2 and all(d in (1, None) for d in spec.shape)
-
-
-def _pick(model: str, what: str, candidates: list[int]) -> int | None:
-    if len(candidates) > 1:
-        raise ModelError(
-            f"{model}: cannot tell which of outputs {candidates} is the {what}; export it "
-            f"with a name containing {'anomaly_map' if what == 'map' else 'score'!r}"
-        )
-    return candidates[0] if candidates else None
-
-
-def locate_outputs(model: str, outputs: tuple[TensorSpec, ...]) -> tuple[int | None, int | None]:
-    """Indices of the anomaly map and the image score (None when the model lacks one)."""
-    names = [o.name.lower() for o in outputs]
-    by_name_map = [i for i, n in enumerate(names) if "anomaly_map" in n]
-    by_name_score = [i for i, n in enumerate(names) if "score" in n]
-    rest = [
-        i
-        for i, n in enumerate(names)
-        if i not in by_name_map + by_name_score and not any(x in n for x in _IGNORED_NAMES)
-    ]
-    map_idx = _pick(model, "map", by_name_map or [i for i in rest if _is_spatial(outputs[i])])
-    score_idx = _pick(model, "score", by_name_score or [i for i in rest if _is_single(outputs[i])])
-    if map_idx is None and score_idx is None:
-        shapes = {o.name: list(o.shape) for o in outputs}
-        raise ModelError(f"{model}: no anomaly map or score among outputs {shapes}")
-    return map_idx, score_idx
-
-
-def confidence(value: float, threshold: float) -> float:
-    """Map a value in model units to 0..1 so that ``threshold`` reads as 0.5."""
-    return float(min(1.0, max(0.0, value / (2.0 * threshold))))
 
 
 @dataclass(frozen=True)
@@ -88,11 +135,23 @@ class AnomalyPostprocessor:
     name: str
     input_hw: tuple[int, int]
     class_names: tuple[str, ...]
+    layout: str  # "v2" (normalised in the graph) or "v1" (raw + metadata.json)
     map_index: int | None
     score_index: int | None
-    anomaly_threshold: float
-    mask_threshold: float
+    image_threshold: float
+    pixel_threshold: float
     max_blobs: int
+    normaliser: Normaliser | None = None
+    family: str = "anomaly"
+
+    def _normalised(self, raw: FloatArray, what: str, pixel: bool) -> FloatArray:
+        require_finite(self.name, what, raw)
+        if self.normaliser is None:
+            if raw.size and (raw.min() < -_TOL or raw.max() > 1.0 + _TOL):
+                raise ModelError(f"{self.name}: {what} is not normalised to 0..1")
+            return raw
+        norm = self.normaliser
+        return norm(raw, norm.pixel_threshold if pixel else norm.image_threshold)
 
     def _map(self, outputs: list[FloatArray]) -> FloatArray | None:
         if self.map_index is None:
@@ -104,8 +163,8 @@ class AnomalyPostprocessor:
             )
         if raw.shape[-1] < 1 or raw.shape[-2] < 1:
             raise ModelError(f"{self.name}: anomaly map is empty: {list(raw.shape)}")
-        require_finite(self.name, "anomaly map", raw)
-        return raw.reshape(raw.shape[-2], raw.shape[-1])
+        flat = raw.reshape(raw.shape[-2], raw.shape[-1])
+        return self._normalised(flat, "anomaly map", pixel=True)
 
     def _score(
         self, outputs: list[FloatArray], amap: FloatArray | None, geometry: Geometry
@@ -116,8 +175,7 @@ class AnomalyPostprocessor:
                 raise ModelError(
                     f"{self.name}: anomaly score must be one value, got {list(raw.shape)}"
                 )
-            require_finite(self.name, "anomaly score", raw)
-            return float(raw.reshape(()))
+            return float(self._normalised(raw, "anomaly score", pixel=False).reshape(()))
         if amap is None:  # locate_outputs never allows this; fail closed if it ever does
             raise ModelError(f"{self.name}: anomaly model has neither score nor map")
         content = amap[valid_cells(amap.shape, geometry)]
@@ -133,32 +191,53 @@ class AnomalyPostprocessor:
         score = self._score(outputs, amap, geometry)
         cls = self.class_names[0]
         findings: list[Finding] = []
-        if score >= self.anomaly_threshold:
+        if score >= self.image_threshold:
             frame = (0.0, 0.0, float(geometry.src_w), float(geometry.src_h))
-            conf = confidence(score, self.anomaly_threshold)
-            findings.append(Finding(cls, 0, conf, frame, model=self.name))
+            findings.append(Finding(cls, 0, min(1.0, score), frame, model=self.name))
         if amap is not None:
             for blob in find_blobs(
-                amap, self.mask_threshold, geometry, reduce="max", max_blobs=self.max_blobs
+                amap, self.pixel_threshold, geometry, reduce="max", max_blobs=self.max_blobs
             ):
-                conf = confidence(blob.value, self.mask_threshold)
+                conf = min(1.0, blob.value)
                 findings.append(Finding(cls, 0, conf, blob.box, self.name, blob.area_px))
         return findings
 
 
-def build(model: ModelConfig, info: ModelInfo) -> AnomalyPostprocessor:
-    """Bind an anomaly postprocessor to a loaded model, locating its map and score."""
+def _check_map_channels(model: ModelConfig, info: ModelInfo, map_index: int | None) -> None:
+    if map_index is None:
+        return
+    shape = info.outputs[map_index].shape
+    channels = shape[1] if len(shape) == 4 else 1
+    if len(shape) not in (3, 4) or (isinstance(channels, int) and channels != 1):
+        raise ModelError(
+            f"{model.name}: the anomaly map must have one channel ([1, 1, h, w] or [1, h, w]), "
+            f"model declares {list(shape)}: {describe(info)}. A multi-channel map is a "
+            "segmentation output: set family: segmentation"
+        )
+
+
+def build(model: ModelConfig, info: ModelInfo, layout: str = "auto") -> AnomalyPostprocessor:
+    """Bind an anomaly postprocessor to a loaded model, locating its map and score.
+
+    ``layout`` ('v1', 'v2' or 'auto') is what identification saw; the outputs decide: the
+    graph's decisions exported mean normalised values, otherwise metadata.json is read.
+    """
     names = tuple(model.class_names) if model.class_names else ("anomaly",)
     if len(names) != 1:
         raise ModelError(f"{model.name}: an anomaly model has one class; got names {list(names)}")
-    map_index, score_index = locate_outputs(model.name, info.outputs)
+    map_index, score_index = locate_outputs(model, info)
+    _check_map_channels(model, info, map_index)
+    in_graph = any(any(d in o.name.lower() for d in _DECISIONS) for o in info.outputs)
+    normaliser = None if in_graph else read_metadata(model)
     return AnomalyPostprocessor(
         name=model.name,
         input_hw=input_hw_of(model, info),
         class_names=names,
+        layout="v2" if in_graph else "v1",
         map_index=map_index,
         score_index=score_index,
-        anomaly_threshold=model.anomaly_threshold,
-        mask_threshold=model.mask_threshold,
-        max_blobs=model.max_detections,
+        image_threshold=model.anomaly.image_threshold,
+        pixel_threshold=model.anomaly.pixel_threshold,
+        max_blobs=model.anomaly.max_det,
+        normaliser=normaliser,
     )

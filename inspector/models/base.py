@@ -1,4 +1,5 @@
-"""What every model family provides: a callable from raw outputs to findings."""
+"""What every model family provides: a callable from raw outputs to findings (step 5),
+and the readers of model metadata the families share."""
 
 from __future__ import annotations
 
@@ -21,8 +22,19 @@ class Postprocessor(Protocol):
     Raises ``ModelError`` when the outputs do not have the layout the family expects.
     """
 
-    input_hw: tuple[int, int]
-    class_names: tuple[str, ...]
+    @property
+    def input_hw(self) -> tuple[int, int]: ...
+
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def family(self) -> str:
+        """The family recognised at start (detection, segmentation, anomaly, ...)."""
+
+    @property
+    def layout(self) -> str:
+        """The output layout recognised at start, e.g. 'end2end', 'instance', 'v2'."""
 
     def __call__(
         self, outputs: list[npt.NDArray[np.float32]], geometry: Geometry
@@ -60,8 +72,18 @@ def parse_imgsz(raw: str | None) -> tuple[int, int] | None:
 
 
 def input_hw_of(model: ModelConfig, info: ModelInfo) -> tuple[int, int]:
-    """Model input (H, W): config, else the model's static input, else ``imgsz`` metadata."""
-    hw = model.input_size or info.input_hw or parse_imgsz(info.metadata.get("imgsz"))
+    """Model input (H, W): config, else the model's static input, else ``imgsz`` metadata.
+
+    A configured ``input_size`` that differs from a static model input is refused: every
+    part would fail in the backend (or, worse, be resized twice).
+    """
+    static = info.input_hw
+    if model.input_size and static and tuple(model.input_size) != static:
+        raise ModelError(
+            f"{model.name}: input_size {list(model.input_size)} differs from the model's "
+            f"static input {list(static)}; remove input_size or re-export the model"
+        )
+    hw = model.input_size or static or parse_imgsz(info.metadata.get("imgsz"))
     if hw is None:
         raise ModelError(f"{model.name}: input size unknown; set model.input_size")
     return int(hw[0]), int(hw[1])

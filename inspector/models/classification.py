@@ -4,7 +4,7 @@ Layout read (batch 1, the model's first output): ``[1, nc]`` logits or probabili
 Values outside 0..1, or a row that does not sum to 1, are logits and get a softmax
 (torchvision-style exports); Ultralytics ``-cls`` exports already give probabilities.
 
-The top-1 class decides. A class named in ``model.ok_classes`` (case-insensitive) is a
+The top-1 class decides. A class named in ``classification.ok_classes`` (case-insensitive) is a
 good part: no finding. Any other top-1 class is one Finding with its probability and
 box = the whole frame; the rules (``min_confidence``) then decide. On a tie between a
 good and a defect class the defect wins, so a tie never passes a part.
@@ -20,6 +20,7 @@ from inspector.config import ModelConfig
 from inspector.errors import ModelError
 from inspector.model_info import ModelInfo
 from inspector.models.base import input_hw_of, names_of
+from inspector.models.identify import describe
 from inspector.models.outputs import (
     FloatArray,
     first_output,
@@ -39,6 +40,8 @@ class ClassificationPostprocessor:
     input_hw: tuple[int, int]
     class_names: tuple[str, ...]
     ok_ids: frozenset[int]
+    layout: str = "scores"
+    family: str = "classification"
 
     def top1(self, probs: FloatArray) -> int:
         """Index of the best class; among equal best scores a defect class is chosen."""
@@ -64,12 +67,12 @@ class ClassificationPostprocessor:
         return [Finding(self.class_names[top], top, conf, frame, model=self.name)]
 
 
-def build(model: ModelConfig, info: ModelInfo) -> ClassificationPostprocessor:
+def build(model: ModelConfig, info: ModelInfo, layout: str = "auto") -> ClassificationPostprocessor:
     """Bind a classification postprocessor to a loaded model, reading its metadata."""
     if info.outputs and len(info.outputs[0].shape) != 2:
         raise ModelError(
             f"{model.name}: classification output must be [1, nc], "
-            f"model declares {list(info.outputs[0].shape)}"
+            f"model declares {list(info.outputs[0].shape)}: {describe(info)}"
         )
     names = names_of(model, info)
     nc = static_dim(info, 0, 1)
@@ -84,13 +87,13 @@ def build(model: ModelConfig, info: ModelInfo) -> ClassificationPostprocessor:
         )
     if len(names) < 2:
         raise ModelError(f"{model.name}: a classifier needs at least 2 classes, has {list(names)}")
-    ok = {c.casefold() for c in model.ok_classes}
+    ok = {c.casefold() for c in model.classification.ok_classes}
     ok_ids = frozenset(i for i, n in enumerate(names) if n.casefold() in ok)
     if not ok_ids:
         # Every part would be NG: almost surely a naming mismatch, so refuse to start.
         raise ModelError(
             f"{model.name}: none of the classes {list(names)} is a good-part class "
-            f"{list(model.ok_classes)}; set model.ok_classes"
+            f"{list(model.classification.ok_classes)}; set classification.ok_classes"
         )
     return ClassificationPostprocessor(
         name=model.name,

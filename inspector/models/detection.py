@@ -1,14 +1,20 @@
-"""YOLO-style detection: raw output → findings, with class-aware NMS in numpy.
+"""YOLO-style detection: raw outputs → findings (step 5), with class-aware NMS in numpy.
 
-Two output layouts are read, both for batch 1:
+Output layouts read, all for batch 1:
 
-* YOLOv8/v11 (Ultralytics): ``[1, 4+nc, N]``, rows cx, cy, w, h, then nc class scores
-  (already sigmoid-ed, no objectness);
-* YOLOv5: ``[1, N, 5+nc]``, columns cx, cy, w, h, objectness, then nc class scores.
+* ``yolov8`` (YOLOv8/v11/YOLO26 plain head): ``[1, 4+nc, N]``, rows cx, cy, w, h, then
+  nc class scores (already sigmoid-ed, no objectness);
+* ``yolov5``: ``[1, N, 5+nc]``, columns cx, cy, w, h, objectness, then nc class scores;
+* ``end2end`` (NMS-free: YOLO26 and YOLOv10 end-to-end heads, any Ultralytics
+  ``nms=True`` export): ``[1, N, 6]``, columns x1, y1, x2, y2, score, class id; no NMS;
+* ``efficient_nms`` (TensorRT's EfficientNMS plugin): ``num_dets [1,1]``,
+  ``det_boxes [1,K,4]`` (x1, y1, x2, y2), ``det_scores [1,K]``, ``det_classes [1,K]``.
 
 Boxes are in model-input pixels; ``Geometry.to_frame`` maps them back to the frame.
 Class names and input size come from config, else from Ultralytics ONNX metadata
-(``names``, ``imgsz``; values are Python reprs).
+(``names``, ``imgsz``; values are Python reprs). ``detection.conf`` / ``iou`` /
+``max_det`` default to Ultralytics' 0.25 / 0.7 / 300. Everything the model alone can
+tell (layout, class count against the names) is checked at start by ``build``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from inspector.config import ModelConfig
 from inspector.errors import ModelError
 from inspector.model_info import ModelInfo
 from inspector.models.base import input_hw_of, names_of
+from inspector.models.identify import MAX_END2END, describe, efficient_nms_indices
 from inspector.models.outputs import FloatArray, first_output, require_finite
 from inspector.preprocess.geometry import Geometry
 from inspector.types import Finding
@@ -32,6 +39,8 @@ def detect_layout(shape: tuple[int, ...], nc: int | None) -> str:
     if len(shape) != 3 or shape[0] != 1:
         raise ModelError(f"detection output must be [1, A, B], got {list(shape)}")
     _, a, b = shape
+    if nc is not None and a == 4 + nc and b == 5 + nc:
+        raise ModelError(f"detection output {list(shape)} is ambiguous; set detection.layout")
     if nc is not None:
         if a == 4 + nc:
             return "yolov8"
@@ -113,6 +122,53 @@ def nms(
     return np.asarray(keep, np.intp)
 
 
+def _rows(name: str, raw: FloatArray, cols: int, what: str) -> FloatArray:
+    if raw.ndim != 3 or raw.shape[0] != 1 or raw.shape[2] < cols:
+        raise ModelError(f"{name}: {what} output must be [1, N, {cols}], got {list(raw.shape)}")
+    rows: FloatArray = raw[0]
+    return rows
+
+
+def decode_end2end(
+    name: str, raw: FloatArray, conf: float, nc: int
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.intp]]:
+    """``[1, N, 6(+extra)]`` rows x1, y1, x2, y2, score, class → kept (boxes, scores, ids)."""
+    rows = _rows(name, raw, 6, "end-to-end")
+    keep = rows[:, 4] >= conf
+    picked = rows[keep]
+    ids = picked[:, 5]
+    if picked.size and (ids.min() < 0 or ids.max() > nc - 1 or (ids != np.round(ids)).any()):
+        raise ModelError(f"{name}: class id outside 0..{nc - 1} in the end-to-end output")
+    boxes: FloatArray = picked[:, :4]
+    return boxes, picked[:, 4], ids.astype(np.intp)
+
+
+def decode_efficient_nms(
+    name: str, outputs: list[FloatArray], idx: tuple[int, int, int, int], conf: float, nc: int
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.intp]]:
+    """TensorRT EfficientNMS (count, boxes, scores, classes) → kept (boxes, scores, ids)."""
+    count_raw, boxes_raw, scores_raw, classes_raw = (np.asarray(outputs[i]) for i in idx)
+    for what, arr in zip(
+        ("count", "boxes", "scores", "classes"),
+        (count_raw, boxes_raw, scores_raw, classes_raw),
+        strict=True,
+    ):
+        require_finite(name, f"EfficientNMS {what}", arr.astype(np.float32))
+    if count_raw.size != 1 or boxes_raw.ndim != 3 or boxes_raw.shape[-1] != 4:
+        raise ModelError(f"{name}: EfficientNMS outputs have unexpected shapes")
+    k = boxes_raw.shape[1]
+    n = int(count_raw.reshape(()))
+    if not 0 <= n <= k or scores_raw.size != k or classes_raw.size != k:
+        raise ModelError(f"{name}: EfficientNMS reports {n} detections of {k} slots")
+    boxes = boxes_raw[0, :n].astype(np.float32)
+    scores = scores_raw.reshape(k)[:n].astype(np.float32)
+    ids = classes_raw.reshape(k)[:n]
+    if n and (ids.min() < 0 or ids.max() > nc - 1):
+        raise ModelError(f"{name}: class id outside 0..{nc - 1} in EfficientNMS output")
+    keep = scores >= conf
+    return boxes[keep], scores[keep], ids[keep].astype(np.intp)
+
+
 @dataclass(frozen=True)
 class DetectionPostprocessor:
     """Callable postprocessor for one detection model (see models/base.Postprocessor)."""
@@ -121,50 +177,121 @@ class DetectionPostprocessor:
     input_hw: tuple[int, int]
     class_names: tuple[str, ...]
     layout: str
-    conf_floor: float
-    iou_threshold: float
-    max_detections: int
+    conf: float
+    iou: float
+    max_det: int
+    nms_indices: tuple[int, int, int, int] | None = None
+    family: str = "detection"
+
+    def candidates(
+        self, outputs: list[FloatArray]
+    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.intp]]:
+        """Kept boxes (model-input xyxy), scores and class ids, best first, NMS applied."""
+        nc = len(self.class_names)
+        if self.layout == "efficient_nms":
+            assert self.nms_indices is not None  # build sets it for this layout
+            if len(outputs) <= max(self.nms_indices):
+                raise ModelError(f"{self.name}: model returned {len(outputs)} outputs, needs 4")
+            boxes, scores, ids = decode_efficient_nms(
+                self.name, outputs, self.nms_indices, self.conf, nc
+            )
+            order = np.argsort(-scores, kind="stable")[: self.max_det]
+            return boxes[order], scores[order], ids[order]
+        raw = first_output(self.name, outputs)
+        require_finite(self.name, "output", raw)  # a NaN anywhere: a broken model or engine
+        if self.layout == "end2end":
+            boxes, scores, ids = decode_end2end(self.name, raw, self.conf, nc)
+            order = np.argsort(-scores, kind="stable")[: self.max_det]
+            return boxes[order], scores[order], ids[order]
+        if detect_layout(raw.shape, nc) != self.layout:
+            raise ModelError(f"{self.name}: output {list(raw.shape)} is not {self.layout}")
+        boxes, scores, ids = decode(raw, self.layout, self.conf)
+        kept = nms(boxes, scores, ids, self.iou, self.max_det)
+        return boxes[kept], scores[kept], ids[kept]
 
     def __call__(self, outputs: list[FloatArray], geometry: Geometry) -> list[Finding]:
-        raw = first_output(self.name, outputs)
-        layout = detect_layout(raw.shape, len(self.class_names))
-        if self.layout != "auto" and layout != self.layout:
-            raise ModelError(f"{self.name}: output {list(raw.shape)} is not {self.layout}")
-        require_finite(self.name, "output", raw)  # a NaN anywhere: a broken model or engine
-        boxes, scores, class_ids = decode(raw, layout, self.conf_floor)
+        boxes, scores, class_ids = self.candidates(outputs)
         if len(scores) == 0:
             return []
-        kept = nms(boxes, scores, class_ids, self.iou_threshold, self.max_detections)
-        frame_boxes = geometry.to_frame(boxes[kept])
+        frame_boxes = geometry.to_frame(np.ascontiguousarray(boxes, np.float32))
         return [
             Finding(
-                class_name=self.class_names[int(class_ids[k])],
-                class_id=int(class_ids[k]),
-                confidence=float(scores[k]),
+                class_name=self.class_names[int(c)],
+                class_id=int(c),
+                confidence=float(s),
                 box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
                 model=self.name,
             )
-            for k, b in zip(kept, frame_boxes, strict=True)
+            for b, s, c in zip(frame_boxes, scores, class_ids, strict=True)
         ]
 
 
-def build(model: ModelConfig, info: ModelInfo) -> DetectionPostprocessor:
-    """Bind a detection postprocessor to a loaded model, reading its metadata."""
+def _raw_head_names(
+    model: ModelConfig, info: ModelInfo, names: tuple[str, ...] | None, layout: str
+) -> tuple[str, tuple[str, ...]]:
+    """Layout and class names of a raw ``[1, A, B]`` head, checked against each other."""
+    shape = info.outputs[0].shape
+    if len(shape) != 3 or not all(isinstance(d, int) for d in shape[1:]):
+        if names is None or layout == "auto":
+            raise ModelError(
+                f"{model.name}: detection output {list(shape)} is not a static [1, A, B]; "
+                f"set class_names and detection.layout ({describe(info)})"
+            )
+        return layout, names
+    dims = tuple(int(d or 1) for d in shape)
+    try:
+        found = detect_layout(dims, len(names) if names is not None else None)
+    except ModelError as exc:  # at start: name the model and show what it outputs
+        raise ModelError(f"{model.name}: {exc} ({describe(info)})") from exc
+    if layout not in ("auto", found):
+        raise ModelError(f"{model.name}: output {list(shape)} is '{found}', not '{layout}'")
+    nc = dims[1] - 4 if found == "yolov8" else dims[2] - 5
+    if names is None:
+        names = tuple(f"class{i}" for i in range(nc))
+    return found, names
+
+
+def _looks_end2end(info: ModelInfo, names: tuple[str, ...] | None) -> bool:
+    """NMS-free ``[1, N, 6]``: Ultralytics says so (``end2end``, or ``nms=True`` in the
+    export args), or the shape can only be read that way."""
+    meta = info.metadata
+    if meta.get("end2end", "").lower() == "true" or "'nms': True" in meta.get("args", ""):
+        return True
+    shape = info.outputs[0].shape if info.outputs else ()
+    if len(shape) != 3 or shape[2] != 6 or not isinstance(shape[1], int):
+        return False
+    fits_v5 = names is not None and len(names) == 1  # [1, N, 5+1]: a one-class YOLOv5
+    return shape[1] <= MAX_END2END and not fits_v5
+
+
+def build(model: ModelConfig, info: ModelInfo, layout: str = "auto") -> DetectionPostprocessor:
+    """Bind a detection postprocessor to a loaded model; refuse what cannot work."""
     names = names_of(model, info)
     input_hw = input_hw_of(model, info)
-    if names is None:
-        out_shape = info.outputs[0].shape
-        if len(out_shape) != 3 or not all(isinstance(d, int) for d in out_shape[1:]):
-            raise ModelError(f"{model.name}: class names unknown; set model.class_names")
-        layout = detect_layout(tuple(int(d or 0) for d in out_shape), None)
-        nc = (out_shape[1] or 0) - 4 if layout == "yolov8" else (out_shape[2] or 0) - 5
-        names = tuple(f"class{i}" for i in range(nc))
+    opts = model.detection
+    layout = opts.layout if opts.layout != "auto" else layout
+    if layout == "auto" and _looks_end2end(info, names):
+        layout = "end2end"
+    idx = efficient_nms_indices(info.outputs) if layout == "efficient_nms" else None
+    if layout == "efficient_nms" and idx is None:
+        raise ModelError(f"{model.name}: no EfficientNMS outputs: {describe(info)}")
+    if layout in ("end2end", "efficient_nms"):
+        shape = info.outputs[0].shape
+        if layout == "end2end" and (len(shape) != 3 or (shape[2] or 6) < 6):
+            raise ModelError(f"{model.name}: end-to-end output must be [1, N, 6]: {describe(info)}")
+        if names is None:
+            raise ModelError(
+                f"{model.name}: class names unknown for an NMS-free output; set class_names"
+            )
+    else:
+        layout, names = _raw_head_names(model, info, names, layout)
     return DetectionPostprocessor(
         name=model.name,
         input_hw=input_hw,
         class_names=names,
-        layout=model.layout,
-        conf_floor=model.conf_floor,
-        iou_threshold=model.iou_threshold,
-        max_detections=model.max_detections,
+        layout=layout,
+        conf=opts.conf,
+        iou=opts.iou,
+        max_det=opts.max_det,
+        nms_indices=idx,
     )

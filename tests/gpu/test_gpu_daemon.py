@@ -40,10 +40,10 @@ recipes:
     models:
       - path: "{model}"
         backend: torch
-        fp16: true
+        torch: {{fp16: true}}
         input_size: [640, 640]
         class_names: [scratch, spot, missing_hole]
-        conf_floor: 0.25
+        detection: {{conf: 0.25}}
         preprocess: {{device: cuda}}
 plc: {{enabled: true, role: client, port: 0, simulator: true,
       simulator_rate_hz: {RATE_HZ}, simulator_deadline_ms: 100}}

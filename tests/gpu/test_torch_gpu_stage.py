@@ -28,8 +28,8 @@ def _model_cfg(path: Path, *, fp16: bool = False) -> ModelConfig:
         path=path,
         backend="torch",
         input_size=INPUT_HW,
-        fp16=fp16,
-        conf_floor=0.5,
+        torch={"fp16": fp16},
+        detection={"conf": 0.5},
         class_names=["scratch", "spot", "hole"],
     )
 
@@ -103,7 +103,7 @@ def test_gpu_stage_matches_cpu_path(tiny_detector: Path, fmt: str) -> None:
                 tensor, geo_ref = preprocess(frame.image, fmt, INPUT_HW, PreprocessConfig())  # type: ignore[arg-type]
                 (full,) = reference.infer(tensor)
                 assert geo == geo_ref
-                _assert_filtered(outputs[0][0], full[0], floor=cfg.conf_floor)
+                _assert_filtered(outputs[0][0], full[0], floor=cfg.detection.conf)
                 post(outputs, geo)  # the host postprocessor takes the cut layout as is
                 assert {"h2d", "preprocess", "infer", "d2h", "gpu_wait"} <= set(stage_ns)
                 assert stage_ns["preprocess"] > 0 and stage_ns["infer"] > 0

@@ -40,7 +40,7 @@ HOLDOUT_SEED = 9000  # never used in training (tools/train_detector.py uses 1000
 
 @pytest.fixture(scope="module")
 def recipe() -> Iterator[LoadedRecipe]:
-    model = ModelConfig(name="demo_detector", path=ONNX_PATH, threads=1)
+    model = ModelConfig(name="demo_detector", path=ONNX_PATH, onnxruntime={"threads": 1})
     backend = create_backend(model)
     loaded = LoadedRecipe(
         RecipeConfig(id=1, name="demo", models=[model]),

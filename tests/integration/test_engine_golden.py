@@ -40,7 +40,7 @@ def ort(onnx_path: Path) -> OnnxRuntimeBackend:
 
 
 def model_cfg(onnx_path: Path) -> ModelConfig:
-    return ModelConfig(name="detector", path=onnx_path, conf_floor=0.25)
+    return ModelConfig(name="detector", path=onnx_path, detection={"conf": 0.25})
 
 
 def images() -> list[tuple[str, Any, Any]]:
@@ -98,7 +98,7 @@ def test_verdicts_are_compared_with_the_real_postprocessor(
     assert base.ok and "OK:ok" in refs and "NG:defect" in refs  # the images exercise both
 
     def hide_defects(o: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        o[:, 4:, :] = np.minimum(o[:, 4:, :], 0.2)  # every score below conf_floor: all OK
+        o[:, 4:, :] = np.minimum(o[:, 4:, :], 0.2)  # every score below detection.conf: all OK
         return o
 
     report = golden.run_golden(

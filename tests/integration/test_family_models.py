@@ -130,12 +130,9 @@ def test_anomalib_layout_on_a_good_part_is_empty() -> None:
     assert findings == []
 
 
-def test_raw_map_only_model_uses_raw_thresholds_and_ignores_padding() -> None:
-    cfg: dict[str, Any] = {
-        "anomaly_threshold": 4.0,
-        "mask_threshold": 4.0,
-        "preprocess": PreprocessConfig(pad_value=0),
-    }
+def test_raw_map_only_model_is_normalised_by_its_metadata_and_ignores_padding() -> None:
+    # anomaly_map_raw.metadata.json: raw threshold 4 → 0.5 on the recipe's scale.
+    cfg: dict[str, Any] = {"preprocess": PreprocessConfig(pad_value=0)}
     good, outputs = _run("anomaly_map_raw.onnx", "anomaly", _frame(dark=False, bright=False), **cfg)
     assert outputs[0][0, 0, :8].min() > 9.0  # black padding is far from mid-grey
     assert good == []

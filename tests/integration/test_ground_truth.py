@@ -39,7 +39,7 @@ line: {{cycle_budget_ms: 2000}}
 trigger: {{rate_hz: 20, max_parts: {PARTS}}}
 camera: {{type: sim, sim: {{width: 1280, height: 1024, pool_size: 64, seed: 4711,
          defects: {{rate: 0.3}}}}}}
-recipes: [{{id: 1, name: demo, models: [{{path: "{model}", conf_floor: 0.05}}],
+recipes: [{{id: 1, name: demo, models: [{{path: "{model}", detection: {{conf: 0.05}}}}],
            rules: {{min_confidence: {{default: 0.5}}}}}}]
 pipeline: {{queue_depth: 64}}
 metrics: {{enabled: false}}

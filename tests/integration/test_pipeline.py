@@ -32,7 +32,7 @@ camera: {{type: sim, sim: {{width: 320, height: 256, pool_size: 4, seed: 7}}}}
 recipes:
   - id: 1
     name: t
-    models: [{{path: "{model}", conf_floor: 0.25}}]
+    models: [{{path: "{model}", detection: {{conf: 0.25}}}}]
 pipeline: {{queue_depth: {depth}}}
 metrics: {{enabled: false}}
 logging: {{per_part: false}}

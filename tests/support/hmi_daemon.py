@@ -94,7 +94,7 @@ recipes:
   - id: 1
     name: demo-plate
     models:
-      - {{name: detector, path: "{REPO / "engines/demo_detector.onnx"}", conf_floor: 0.25}}
+      - {{name: detector, path: "{REPO / "engines/demo_detector.onnx"}"}}
     rules:
       roi_include: [{ROI_INCLUDE}]
       roi_exclude: [{ROI_EXCLUDE}]

@@ -43,13 +43,13 @@ def test_misspelled_key_names_key_and_line() -> None:
 
 
 def test_every_error_is_reported_with_its_line() -> None:
-    text = MINIMAL.replace("path: model.onnx", "path: model.onnx\n        conf_floor: 7") + (
+    text = MINIMAL.replace("path: model.onnx", "path: model.onnx\n        detection: {conf: 7}") + (
         "metrics:\n  port: -1\n"
     )
     with pytest.raises(ConfigError) as err:
         parse_config(text, "c.yaml")
     lines = str(err.value).splitlines()
-    assert any(line.startswith("c.yaml:6: recipes.0.models.0.conf_floor") for line in lines)
+    assert any(line.startswith("c.yaml:6: recipes.0.models.0.detection.conf") for line in lines)
     assert any(line.startswith("c.yaml:8: metrics.port") for line in lines)
 
 

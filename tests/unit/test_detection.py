@@ -21,10 +21,10 @@ def v8(rows: list[tuple[float, float, float, float, int, float]], nc: int = 3, n
     return out
 
 
-def post(nc: int = 3, **kw: object):
+def post(nc: int = 3, out: tuple[int, ...] | None = None, **kw: object):
     info = ModelInfo(
         inputs=(TensorSpec("images", (1, 3, 640, 640)),),
-        outputs=(TensorSpec("output0", (1, 4 + nc, 10)),),
+        outputs=(TensorSpec("output0", out or (1, 4 + nc, 10)),),
         metadata={"names": repr({i: f"c{i}" for i in range(nc)})},
     )
     return build(ModelConfig(path="m.onnx", **kw), info)  # type: ignore[arg-type]
@@ -60,7 +60,7 @@ def test_decode_maps_boxes_back_to_frame() -> None:
 
 
 def test_nms_is_class_aware_and_ordered() -> None:
-    p = post(conf_floor=0.2, iou_threshold=0.5)
+    p = post(detection={"conf": 0.2, "iou": 0.5})
     geo = fit(640, 640, 640, 640, "letterbox")
     out = v8(
         [
@@ -84,7 +84,7 @@ def test_nms_max_detections_and_empty() -> None:
 
 
 def test_yolov5_layout_uses_objectness() -> None:
-    p = post()
+    p = post(out=(1, 10, 8))
     out = np.zeros((1, 10, 8), np.float32)
     out[0, 0] = (50, 50, 10, 10, 0.5, 0.0, 0.9, 0.0)  # obj 0.5 × cls 0.9 = 0.45
     out[0, 1] = (200, 200, 10, 10, 1.0, 0.0, 0.0, 0.95)
@@ -105,7 +105,12 @@ def test_garbage_outputs_raise_instead_of_returning_nothing() -> None:
         p([], geo)
 
 
-def test_forced_layout_mismatch_is_an_error() -> None:
-    p = post(layout="yolov5")
-    with pytest.raises(ModelError, match="not yolov5"):
-        p([v8([])], fit(640, 640, 640, 640, "letterbox"))
+def test_forced_layout_mismatch_is_refused_at_start() -> None:
+    with pytest.raises(ModelError, match="not 'yolov5'"):
+        post(detection={"layout": "yolov5"})
+
+
+def test_output_that_changes_layout_per_part_is_an_error() -> None:
+    p = post()
+    with pytest.raises(ModelError):
+        p([np.zeros((1, 10, 8), np.float32)], fit(640, 640, 640, 640, "letterbox"))

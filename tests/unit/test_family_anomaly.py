@@ -1,7 +1,9 @@
-"""Anomaly postprocessing on synthetic outputs: output lookup, units, padding, fail-closed."""
+"""Anomaly postprocessing on synthetic outputs: output lookup, anomalib 2.x normalised and
+v1 raw + metadata.json units, thresholds in the recipe, padding, fail-closed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,30 @@ ANOMALIB = (
     TensorSpec("pred_mask", (1, 1, 64, 64), "bool"),
 )
 MAP_ONLY = (TensorSpec("output", (1, 1, 64, 64)),)
+# anomalib v1 metadata: raw threshold 4 lands on 0.5; 1 raw unit = 0.1 normalised.
+V1_META = {"image_threshold": 4.0, "pixel_threshold": 3.0, "min": 0.0, "max": 10.0}
+INPUT = (TensorSpec("input", (1, 3, 64, 64)),)
+
+
+@pytest.fixture
+def meta(tmp_path: Path) -> Path:
+    path = tmp_path / "metadata.json"
+    path.write_text(json.dumps(V1_META))
+    return path
 
 
 def _post(outputs: tuple[TensorSpec, ...], **cfg: Any) -> AnomalyPostprocessor:
     model = ModelConfig(name="ad", family="anomaly", path=Path("x.onnx"), **cfg)
-    info = ModelInfo(inputs=(TensorSpec("input", (1, 3, 64, 64)),), outputs=outputs)
-    return build(model, info)
+    return build(model, ModelInfo(inputs=INPUT, outputs=outputs))
+
+
+def _v1(meta: Path, **cfg: Any) -> AnomalyPostprocessor:
+    return _post(MAP_ONLY, anomaly={"metadata": meta, **cfg.pop("anomaly", {})}, **cfg)
+
+
+def _loc(outputs: tuple[TensorSpec, ...]) -> tuple[int | None, int | None]:
+    model = ModelConfig(name="ad", family="anomaly", path=Path("x.onnx"))
+    return locate_outputs(model, ModelInfo(inputs=INPUT, outputs=outputs))
 
 
 def _anomalib(score: float, amap: np.ndarray) -> list[np.ndarray]:
@@ -36,22 +56,24 @@ def _anomalib(score: float, amap: np.ndarray) -> list[np.ndarray]:
 
 
 def test_outputs_are_found_by_name_in_anomalib_order() -> None:
-    assert locate_outputs("ad", ANOMALIB) == (2, 0)
+    assert _loc(ANOMALIB) == (2, 0)
 
 
 def test_outputs_are_found_by_shape_without_names() -> None:
     outs = (TensorSpec("1021", (1, 1, None, None)), TensorSpec("1022", (1, 1)))
-    assert locate_outputs("ad", outs) == (0, 1)
-    assert locate_outputs("ad", MAP_ONLY) == (0, None)
-    assert locate_outputs("ad", (TensorSpec("out", (1,)),)) == (None, 0)
+    assert _loc(outs) == (0, 1)
+    assert _loc(MAP_ONLY) == (0, None)
+    assert _loc((TensorSpec("out", (1,)),)) == (None, 0)
 
 
 def test_ambiguous_or_missing_outputs_are_refused() -> None:
     two_maps = (TensorSpec("a", (1, 1, 64, 64)), TensorSpec("b", (1, 1, 64, 64)))
-    with pytest.raises(ModelError, match="anomaly_map"):
-        locate_outputs("ad", two_maps)
     with pytest.raises(ModelError, match="no anomaly map or score"):
-        locate_outputs("ad", (TensorSpec("logits", (1, 10)),))
+        _loc(two_maps)
+    with pytest.raises(ModelError, match="several outputs"):
+        _loc((TensorSpec("anomaly_map_a", (1, 1, 8, 8)), TensorSpec("anomaly_map_b", (1, 1, 8, 8))))
+    with pytest.raises(ModelError, match="no anomaly map or score"):
+        _loc((TensorSpec("logits", (1, 10)),))
 
 
 def test_anomalous_part_gives_image_and_localised_findings() -> None:
@@ -87,44 +109,88 @@ def test_score_at_threshold_is_anomalous() -> None:
     assert image.confidence == pytest.approx(0.5)
 
 
-def test_raw_units_put_the_threshold_at_half_confidence() -> None:
-    post = _post(MAP_ONLY, anomaly_threshold=4.0, mask_threshold=3.0)
+def test_v1_raw_map_is_normalised_with_metadata_json(meta: Path) -> None:
+    post = _v1(meta)
+    assert post.layout == "v1"
     amap = np.ones((1, 1, 64, 64), np.float32)
     amap[0, 0, 30:34, 30:34] = 6.0
-    image, local = post([amap], GEO)
-    assert image.confidence == pytest.approx(6.0 / 8.0)  # score = map max
-    assert local.confidence == pytest.approx(1.0)  # 6 / (2·3), clipped
-    amap[0, 0, 30:34, 30:34] = 3.5
-    (local,) = post([amap], GEO)  # 3.5 < 4: no image finding; ≥ 3: a blob
-    assert local.confidence == pytest.approx(3.5 / 6.0)
+    image, local = post([amap], GEO)  # map-only: the score is the normalised map's max
+    # pixel: (6 - 3) / 10 + 0.5 = 0.8 ≥ 0.5
+    assert image.confidence == pytest.approx(0.8) and image.area_px is None
+    assert local.confidence == pytest.approx(0.8) and local.area_px == 16.0
+    amap[0, 0, 30:34, 30:34] = 2.5  # (2.5 - 3) / 10 + 0.5 = 0.45 < 0.5: nothing
+    assert post([amap], GEO) == []
 
 
-def test_map_only_score_ignores_the_letterbox_padding() -> None:
+def test_thresholds_move_without_re_exporting(meta: Path) -> None:
+    post = _post(ANOMALIB, anomaly={"image_threshold": 0.3, "pixel_threshold": 0.9})
+    amap = np.full((1, 1, 64, 64), 0.1, np.float32)
+    amap[0, 0, 5:9, 5:9] = 0.85  # below the moved pixel threshold
+    (image,) = post(_anomalib(0.35, amap), GEO)  # the graph's pred_label says 0 here
+    assert image.confidence == pytest.approx(0.35)
+    lowered = _v1(meta, anomaly={"pixel_threshold": 0.4})
+    amap = np.ones((1, 1, 64, 64), np.float32)
+    amap[0, 0, 1:3, 1:3] = 2.5  # 0.45 normalised: now a blob
+    assert len(lowered([amap], GEO)) == 1
+
+
+def test_raw_outputs_without_metadata_are_refused_at_build(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"metadata\.json"):
+        _post(MAP_ONLY)
+    bad = tmp_path / "metadata.json"
+    bad.write_text(json.dumps({"image_threshold": 1.0, "min": 0, "max": 1}))
+    with pytest.raises(ModelError, match="pixel_threshold"):
+        _v1(bad)
+    bad.write_text(json.dumps({**V1_META, "max": 0.0}))
+    with pytest.raises(ModelError, match="below max"):
+        _v1(bad)
+
+
+def test_normalised_outputs_outside_0_1_are_an_error_not_ok() -> None:
+    post = _post(ANOMALIB)
+    amap = np.zeros((1, 1, 64, 64), np.float32)
+    with pytest.raises(ModelError, match="not normalised"):
+        post(_anomalib(3.7, amap), GEO)
+    amap[0, 0, 0, 0] = -2.0
+    with pytest.raises(ModelError, match="not normalised"):
+        post(_anomalib(0.1, amap), GEO)
+
+
+def test_multi_channel_map_is_refused_at_build() -> None:
+    outs = (TensorSpec("pred_score", (1,)), TensorSpec("anomaly_map", (1, 3, 64, 64)))
+    with pytest.raises(ModelError, match=r"one channel.*family: segmentation"):
+        _post((*outs, TensorSpec("pred_label", (1,), "bool")))
+
+
+def test_map_only_score_ignores_the_letterbox_padding(meta: Path) -> None:
     geo = fit(100, 200, 64, 64, "letterbox")  # content rows 16..47
-    post = _post(MAP_ONLY)
+    post = _post(
+        (TensorSpec("anomaly_map", (1, 1, 64, 64)), TensorSpec("pred_mask", (1, 1, 64, 64)))
+    )
     amap = np.zeros((1, 1, 64, 64), np.float32)
     amap[0, 0, :16] = 1.0  # black padding looks anomalous to the model
-    assert post([amap], geo) == []
+    assert post([amap, amap], geo) == []
     amap[0, 0, 20, 20] = 0.7
-    image, local = post([amap], geo)
+    image, local = post([amap, amap], geo)
     assert image.confidence == pytest.approx(0.7)
     assert local.box == pytest.approx((62.5, 12.5, 65.625, 15.625))
 
 
 def test_rank_3_map_and_scalar_score_are_accepted() -> None:
-    post = _post((TensorSpec("anomaly_map", (1, 64, 64)), TensorSpec("pred_score", ())))
+    outs = (TensorSpec("anomaly_map", (1, 64, 64)), TensorSpec("pred_score", ()))
+    post = _post((*outs, TensorSpec("pred_label", ())))
     amap = np.zeros((1, 64, 64), np.float32)
     amap[0, 1:3, 1:3] = 0.9
-    findings = post([amap, np.array(0.9, np.float32)], GEO)
+    findings = post([amap, np.array(0.9, np.float32), np.array(1.0, np.float32)], GEO)
     assert len(findings) == 2
 
 
-def test_configured_class_name_is_used() -> None:
-    post = _post(MAP_ONLY, class_names=["surface"])
-    (image, _local) = post([np.ones((1, 1, 64, 64), np.float32)], GEO)
+def test_configured_class_name_is_used(meta: Path) -> None:
+    post = _v1(meta, class_names=["surface"])
+    (image, _local) = post([np.full((1, 1, 64, 64), 9.0, np.float32)], GEO)
     assert image.class_name == "surface"
     with pytest.raises(ModelError, match="one class"):
-        _post(MAP_ONLY, class_names=["a", "b"])
+        _v1(meta, class_names=["a", "b"])
 
 
 @pytest.mark.parametrize("where", ["map", "score"])

@@ -64,7 +64,7 @@ def test_tie_between_good_and_defect_is_a_defect() -> None:
 def test_ok_classes_are_case_insensitive_and_configurable() -> None:
     post = _post(out_shape=(1, 2), names="['OK', 'burr']")
     assert post(_row(0.9, 0.1), GEO) == []
-    custom = _post(names="['fine', 'burr', 'crack']", ok_classes=["fine"])
+    custom = _post(names="['fine', 'burr', 'crack']", classification={"ok_classes": ["fine"]})
     assert custom(_row(0.9, 0.05, 0.05), GEO) == []
     assert custom(_row(0.05, 0.05, 0.9), GEO)[0].class_name == "crack"
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from inspector.config import ModelConfig
-from inspector.errors import ConfigError, ModelError
+from inspector.errors import ModelError
 from inspector.model_info import ModelInfo, TensorSpec
 from inspector.models import build_postprocessor
 from inspector.models.segmentation import SegmentationPostprocessor, build
@@ -70,7 +71,7 @@ def test_multiclass_logits_softmax_and_background_is_never_reported() -> None:
 
 
 def test_multiclass_probabilities_use_the_mask_threshold() -> None:
-    post = _post((1, 2, 64, 64), class_names=["bg", "pore"], mask_threshold=0.6)
+    post = _post((1, 2, 64, 64), class_names=["bg", "pore"], segmentation={"mask_threshold": 0.6})
     out = np.zeros((1, 2, 64, 64), np.float32)
     out[0, 0] = 1.0
     out[0, :, 0:5, 0:5] = [[[0.45]], [[0.55]]]  # pore wins argmax but is below 0.6
@@ -153,13 +154,13 @@ def test_no_outputs_raises_model_error() -> None:
 
 
 def test_declared_wrong_rank_is_refused_at_build() -> None:
-    with pytest.raises(ModelError, match="declares"):
+    with pytest.raises(ModelError, match="class map"):
         _post((1, 64, 64))
 
 
 def test_probability_threshold_above_one_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="mask_threshold"):
-        _post((1, 1, 64, 64), mask_threshold=1.5)
+    with pytest.raises(ValidationError, match="mask_threshold"):
+        _post((1, 1, 64, 64), segmentation={"mask_threshold": 1.5})
 
 
 def test_unknown_input_size_is_refused() -> None:

@@ -95,12 +95,15 @@ def test_shapes_roles_and_labels(tmp_path: Path) -> None:
         + ", models: [{name: det, path: a.onnx}, {name: seg, family: segmentation, path: b.onnx}]}]"
     )
     found = [
-        {"class": "scratch", "confidence": 0.91, "box": [1, 2, 3, 4], "model": "det"},
-        {"class": "defect", "confidence": 0.7, "box": [5, 6, 7, 8], "area_px": 12, "model": "seg"},
+        {"class": "scratch", "confidence": 0.91, "box": [1, 2, 3, 4], "model": "det", "area_px": 4},
+        {"class": "defect", "confidence": 0.7, "box": [5, 6, 7, 8], "area_px": 4, "model": "seg"},
+        # family 'auto': a measured area well under its box is a blob's
+        {"class": "pit", "confidence": 0.6, "box": [0, 0, 40, 40], "area_px": 300, "model": "x"},
     ]
     drawn = shapes(found, cfg.recipes[0], (Label("spot", (9.0, 9.0, 10.0, 10.0)),))
-    assert [s["role"] for s in drawn] == ["roi_include", "roi_exclude", "truth", "finding", "blob"]
-    assert drawn[3]["label"] == "scratch 0.91" and drawn[4]["label"] == "defect 0.70 · 12 px²"
+    roles = [s["role"] for s in drawn]
+    assert roles == ["roi_include", "roi_exclude", "truth", "finding", "blob", "blob"]
+    assert drawn[3]["label"] == "scratch 0.91" and drawn[4]["label"] == "defect 0.70 · 4 px²"
     assert drawn[2] == {"role": "truth", "box": [9.0, 9.0, 10.0, 10.0], "label": "spot"}
 
 
