@@ -125,7 +125,8 @@ PLC_RECONNECTS = Counter(
 )
 PLC_MISSED_TRIGGERS = Counter(
     "inspector_plc_missed_triggers",
-    "Triggers skipped by the PLC's TRIGGER_SEQ (jumps greater than one).",
+    "Triggers the vision never inspected: no longer in the trigger ring, seen after their "
+    "deadline, raised while the link was down, or after the daemon stopped taking parts.",
     registry=REGISTRY,
 )
 PLC_ERRORS = Counter(
@@ -133,6 +134,27 @@ PLC_ERRORS = Counter(
 )
 PLC_PENDING_RESULTS = Gauge(
     "inspector_plc_pending_results", "Results written but not yet acknowledged.", registry=REGISTRY
+)
+PLC_RESULTS_DROPPED = Counter(
+    "inspector_plc_results_dropped_total",
+    "Verdicts the link did not write to the PLC (the PLC rejects those parts), by reason: "
+    "overflow (result queue full), late (deadline passed before it could be shown), "
+    "stale (a part from before a resync), link_down (no connection), stopping.",
+    ["reason"],
+    registry=REGISTRY,
+)
+PLC_LATE_OK = Counter(
+    "inspector_plc_late_ok_total",
+    "OK verdicts the link could show only after their part's deadline (the result before "
+    "was not yet acknowledged): written as NG_TIMEOUT, never as OK.",
+    registry=REGISTRY,
+)
+PLC_REFUSED_REQUESTS = Counter(
+    "inspector_plc_refused_requests_total",
+    "Server role: client requests refused, by reason: write_block_b, write_unmapped "
+    "(a Modbus exception answered), client_not_allowed (connection closed).",
+    ["reason"],
+    registry=REGISTRY,
 )
 
 # -------------------------------------------------------------------------- GPU

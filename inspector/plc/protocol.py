@@ -1,11 +1,12 @@
 """The PLC register map and its encoding: pure data, no I/O, no clock.
 
 Where it sits in the flow: ``trigger ─▶ … ─▶ publish``. Block A (PLC → vision) brings
-the trigger; block B (vision → PLC) carries the verdict. This module names every
-register, encodes and decodes both blocks and computes CHECK (CRC-16/MODBUS); the
-1..65535 sequence arithmetic is ``inspector.seq``. ``handshake.py`` holds the state
-machine built on it, shared by both roles of ``link.py``. ``docs/plc.md`` has the map
-and the timing.
+the triggers (a header and a ring of the last N parts, each dated on the PLC's clock);
+block B (vision → PLC) carries the verdict. This module names every register, encodes
+and decodes both blocks (a read that is not one raises ``PlcProtocolError``) and
+computes CHECK (CRC-16/MODBUS); the 1..65535 sequence arithmetic is ``inspector.seq``.
+``handshake.py`` holds the state machine built on it, shared by both roles of
+``link.py``. ``docs/plc.md`` has the map and the timing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from inspector.errors import PlcProtocolError
 from inspector.types import PlcVerdict
 
 
@@ -31,9 +33,29 @@ class A(enum.IntEnum):
     RESULT_ACK_SEQ = 6
     COMMAND = 7
     COMMAND_SEQ = 8
+    PLC_CLOCK = 9  # the PLC's free-running millisecond clock (u16, wraps)
 
 
-BLOCK_A_LEN = 9
+BLOCK_A_HEADER = 10  # offsets 0..9; the trigger ring follows at offset 10
+
+
+class Slot(enum.IntEnum):
+    """One trigger-ring slot: 4 words from ``in_base + BLOCK_A_HEADER + 4·i``."""
+
+    SEQ = 0  # the TRIGGER_SEQ of the part in this slot; 0 = empty
+    PART_ID_HI = 1
+    PART_ID_LO = 2
+    T_MS = 3  # PLC_CLOCK when the part was triggered
+
+
+SLOT_LEN = 4
+MAX_RING = 28  # 10 + 4·28 = 122 words: block A stays one FC3 (at most 125 registers)
+DEFAULT_RING = 16
+
+
+def block_a_len(ring: int) -> int:
+    """Words of block A with a trigger ring of ``ring`` slots."""
+    return BLOCK_A_HEADER + SLOT_LEN * ring
 
 
 class B(enum.IntEnum):
@@ -123,8 +145,21 @@ def join_u32(hi: int, lo: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerSlot:
+    """One slot of the trigger ring: a part the PLC triggered, and when (PLC clock)."""
+
+    seq: int
+    part_id: int
+    t_ms: int
+
+    def encode(self) -> list[int]:
+        hi, lo = split_u32(self.part_id)
+        return [self.seq & 0xFFFF, hi, lo, self.t_ms & 0xFFFF]
+
+
+@dataclass(frozen=True, slots=True)
 class PlcInputs:
-    """Block A decoded."""
+    """Block A decoded: the header and the trigger ring."""
 
     plc_heartbeat: int
     enable: bool
@@ -134,11 +169,21 @@ class PlcInputs:
     result_ack_seq: int
     command: int
     command_seq: int
+    plc_clock: int = 0
+    ring: tuple[TriggerSlot, ...] = ()
 
     @classmethod
     def decode(cls, words: Sequence[int]) -> PlcInputs:
-        if len(words) != BLOCK_A_LEN:
-            raise ValueError(f"block A has {BLOCK_A_LEN} words, got {len(words)}")
+        """Decode a read of block A; raise PlcProtocolError when it is not one."""
+        n = len(words)
+        if n < BLOCK_A_HEADER + SLOT_LEN or (n - BLOCK_A_HEADER) % SLOT_LEN:
+            raise PlcProtocolError(f"block A has {BLOCK_A_HEADER} + 4·ring words, got {n}")
+        if any(not 0 <= w <= 0xFFFF for w in words):
+            raise PlcProtocolError("block A holds a value that is not a 16-bit register")
+        ring = tuple(
+            TriggerSlot(words[i], join_u32(words[i + 1], words[i + 2]), words[i + 3])
+            for i in range(BLOCK_A_HEADER, n, SLOT_LEN)
+        )
         return cls(
             plc_heartbeat=words[A.PLC_HEARTBEAT],
             enable=words[A.ENABLE] == 1,
@@ -148,11 +193,13 @@ class PlcInputs:
             result_ack_seq=words[A.RESULT_ACK_SEQ],
             command=words[A.COMMAND],
             command_seq=words[A.COMMAND_SEQ],
+            plc_clock=words[A.PLC_CLOCK],
+            ring=ring,
         )
 
     def encode(self) -> list[int]:
         hi, lo = split_u32(self.part_id)
-        return [
+        words = [
             self.plc_heartbeat & 0xFFFF,
             1 if self.enable else 0,
             self.trigger_seq,
@@ -162,7 +209,11 @@ class PlcInputs:
             self.result_ack_seq,
             self.command,
             self.command_seq,
+            self.plc_clock & 0xFFFF,
         ]
+        for slot in self.ring:
+            words.extend(slot.encode())
+        return words
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +251,12 @@ class ResultBlock:
 
     @classmethod
     def decode(cls, words: Sequence[int]) -> ResultBlock:
-        """Decode offsets 3..14; raise ValueError when CHECK does not match (half-updated)."""
+        """Decode offsets 3..14; raise PlcProtocolError when CHECK does not match
+        (a half-updated or never written block)."""
         if len(words) != RESULT_LEN:
-            raise ValueError(f"result block has {RESULT_LEN} words, got {len(words)}")
+            raise PlcProtocolError(f"result block has {RESULT_LEN} words, got {len(words)}")
         if crc16_modbus(words[:-1]) != words[-1]:
-            raise ValueError("CHECK mismatch")
+            raise PlcProtocolError("CHECK mismatch")
         return cls(
             trigger_ack_seq=words[0],
             result_seq=words[1],

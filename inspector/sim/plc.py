@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from inspector.config import PlcConfig
-from inspector.plc.protocol import BLOCK_B_LEN, RESULT_FIRST, State
+from inspector.plc.protocol import BLOCK_B_LEN, DEFAULT_RING, RESULT_FIRST, State, block_a_len
 from inspector.sim.plc_program import Counts, PlcModel
 
 DaemonRole = Literal["client", "server"]
@@ -61,6 +61,7 @@ class PlcSimulator:
         recipe_id: int = 1,
         triggering: bool = True,
         wait_ready: bool = True,
+        ring: int = DEFAULT_RING,
     ) -> None:
         self.host, self.port, self.daemon_role, self.unit_id = host, port, daemon_role, unit_id
         self.in_base, self.out_base = in_base, out_base
@@ -69,8 +70,9 @@ class PlcSimulator:
         self.triggering = triggering
         self.wait_ready = wait_ready
         self.model = PlcModel(
-            deadline_ms=deadline_ms, first_part_id=first_part_id, recipe_id=recipe_id
+            deadline_ms=deadline_ms, first_part_id=first_part_id, recipe_id=recipe_id, ring=ring
         )
+        self.in_len = block_a_len(ring)
         self.ready = threading.Event()
         self.done = threading.Event()
         self.bound_port: int | None = None
@@ -81,6 +83,8 @@ class PlcSimulator:
         self._wake: asyncio.Event | None = None
         self._next_trigger_ns = 0
         self._next_beat_ns = 0
+        self._server: Any = None
+        self._local_write = False  # the simulator writes its own registers (restart)
 
     # ---------------------------------------------------------------- control
     def start(self, timeout_s: float = 5.0) -> PlcSimulator:
@@ -112,6 +116,25 @@ class PlcSimulator:
             return out
 
         return asyncio.run_coroutine_threadsafe(job(), loop).result(timeout_s)
+
+    def restart_program(self) -> None:
+        """Restart the PLC program in place: registers zeroed (block B too, in the client
+        role), the FIFO lost; the TCP connection stays up."""
+
+        async def job() -> None:
+            self.model.restart()
+            if self._server is not None:
+                self._local_write = True
+                try:
+                    await self._server.async_setValues(
+                        self.unit_id, 16, self.out_base, [0] * BLOCK_B_LEN
+                    )
+                finally:
+                    self._local_write = False
+
+        if self._loop is None:
+            raise RuntimeError("simulator not running")
+        asyncio.run_coroutine_threadsafe(job(), self._loop).result(5.0)
 
     def counts(self) -> Counts:
         """A copy of the counts (safe from any thread while running)."""
@@ -147,6 +170,7 @@ class PlcSimulator:
     def _scan(self, now: int) -> None:
         """One PLC scan: heartbeat, line-rate triggers, deadlines."""
         m = self.model
+        m.tick(now)
         if now >= self._next_beat_ns:
             m.beat()
             self._next_beat_ns = now + HEARTBEAT_NS
@@ -177,7 +201,7 @@ class PlcSimulator:
         current_registers: list[int],
         set_values: list[int] | list[bool] | None,
     ) -> None:
-        if set_values is None:
+        if set_values is None or self._local_write:
             return
         first, now = self.out_base + RESULT_FIRST, time.monotonic_ns()
         if address == first and count == BLOCK_B_LEN - RESULT_FIRST:
@@ -203,10 +227,10 @@ class PlcSimulator:
             self.host,
             self.port,
             unit_id=self.unit_id,
-            in_base=self.in_base,
-            out_base=self.out_base,
+            size=max(self.in_base + self.in_len, self.out_base + BLOCK_B_LEN),
             action=self._on_access,
         )
+        self._server = server
         try:
             self.ready.set()
             written: list[int] | None = None
@@ -220,6 +244,7 @@ class PlcSimulator:
                     written = words
                 await wait_event(self._wake, SCAN_S)
         finally:
+            self._server = None
             await server.shutdown()
 
     # --------------------------------------------- daemon is server: we poll
@@ -282,6 +307,7 @@ def start_embedded(cfg: PlcConfig) -> tuple[PlcSimulator, PlcConfig]:
         out_base=cfg.out_base,
         rate_hz=cfg.simulator_rate_hz,
         deadline_ms=cfg.simulator_deadline_ms,
+        ring=cfg.trigger_ring,
     )
     sim.start()
     port = sim.bound_port if sim.bound_port is not None else cfg.port

@@ -10,11 +10,12 @@ a part passes only on an on-time, matching OK with a valid CHECK.
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.plc.protocol import PlcInputs, ResultBlock
+from inspector.errors import PlcProtocolError
+from inspector.plc.protocol import DEFAULT_RING, PlcInputs, ResultBlock, TriggerSlot
 from inspector.seq import next_seq
 from inspector.types import PlcVerdict
 
@@ -32,6 +33,7 @@ class Counts:
     mismatched: int = 0
     results: int = 0
     bad_check: int = 0  # reads whose CHECK did not match: ignored, read again
+    forgotten: int = 0  # parts in the FIFO when the program restarted (rejected)
     verdicts: dict[int, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -41,23 +43,28 @@ class Counts:
         )
 
 
+def clock_ms(now_ns: int) -> int:
+    """The PLC's free-running millisecond clock (PLC_CLOCK, T_MS): 16 bits, wrapping."""
+    return (now_ns // 1_000_000) & 0xFFFF
+
+
 class PlcModel:
     """The PLC's side of the handshake: block A, the FIFO of pending parts, the checks."""
 
-    def __init__(self, *, deadline_ms: float, first_part_id: int = 1, recipe_id: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        deadline_ms: float,
+        first_part_id: int = 1,
+        recipe_id: int = 1,
+        ring: int = DEFAULT_RING,
+    ) -> None:
         self.deadline_ns = int(deadline_ms * 1e6)
-        self.inputs = PlcInputs(
-            plc_heartbeat=0,
-            enable=True,
-            trigger_seq=0,
-            part_id=0,
-            recipe_id=recipe_id,
-            result_ack_seq=0,
-            command=0,
-            command_seq=0,
-        )
+        self.ring_len = ring
+        self.inputs = self._zeroed(recipe_id)
         self.next_part_id = first_part_id
         self.ack_results = True  # False: stop consuming results (the queue fills up)
+        self.shown_words: list[int] | None = None  # block B offsets 3..14 as last seen
         self.beating = True  # False: PLC_HEARTBEAT freezes (a stalled PLC program)
         self.counts = Counts()
         self.fifo: OrderedDict[int, tuple[int, int]] = OrderedDict()  # seq -> (part_id, t_ns)
@@ -69,33 +76,86 @@ class PlcModel:
         self.answers: OrderedDict[int, int] = OrderedDict()  # part_id -> verdict on time
         self.recipe_of: OrderedDict[int, int] = OrderedDict()  # part_id -> RECIPE_ID then
         self.pending_recipe: int | None = None
+        self.result_times: deque[int] = deque(maxlen=100_000)  # on-time verdicts (ns)
+
+    def _zeroed(self, recipe_id: int) -> PlcInputs:
+        empty = TriggerSlot(0, 0, 0)
+        return PlcInputs(
+            plc_heartbeat=0,
+            enable=True,
+            trigger_seq=0,
+            part_id=0,
+            recipe_id=recipe_id,
+            result_ack_seq=0,
+            command=0,
+            command_seq=0,
+            plc_clock=0,
+            ring=(empty,) * self.ring_len,
+        )
 
     def _set(self, **kw: Any) -> None:
         self.inputs = dataclasses.replace(self.inputs, **kw)
+
+    def tick(self, now_ns: int) -> None:
+        """Every scan: PLC_CLOCK follows the PLC's millisecond clock."""
+        self._set(plc_clock=clock_ms(now_ns))
 
     def beat(self) -> None:
         if self.beating:
             self._set(plc_heartbeat=(self.inputs.plc_heartbeat + 1) & 0xFFFF)
 
     def trigger(self, now_ns: int, n: int = 1) -> None:
-        """Raise TRIGGER_SEQ by ``n`` in one scan (n > 1: the vision misses n-1 parts)."""
-        seq = self.inputs.trigger_seq
+        """Raise ``n`` parts in one scan (n = 2: a double trigger); each gets its slot."""
         for _ in range(n):
-            seq = next_seq(seq)
-            self.fifo[seq] = (self.next_part_id & 0xFFFFFFFF, now_ns)
-            self.recipe_of[self.next_part_id & 0xFFFFFFFF] = self.inputs.recipe_id
-            if len(self.recipe_of) > 100_000:
-                self.recipe_of.popitem(last=False)
-            self.counts.triggered += 1
-            self.next_part_id += 1
-        self._set(trigger_seq=seq, part_id=self.fifo[seq][0])
+            self._raise(now_ns, in_ring=True)
+
+    def jump(self, now_ns: int, n: int) -> None:
+        """TRIGGER_SEQ jumps by ``n``: parts on the line whose slots the vision never sees
+        (a PLC program that skips ring writes); only the last one is in the ring."""
+        for k in range(n):
+            self._raise(now_ns, in_ring=k == n - 1)
+
+    def _raise(self, now_ns: int, *, in_ring: bool) -> None:
+        seq = next_seq(self.inputs.trigger_seq)
+        part_id = self.next_part_id & 0xFFFFFFFF
+        self.fifo[seq] = (part_id, now_ns)
+        self.recipe_of[part_id] = self.inputs.recipe_id
+        if len(self.recipe_of) > 100_000:
+            self.recipe_of.popitem(last=False)
+        self.counts.triggered += 1
+        self.next_part_id += 1
+        ring = self.inputs.ring
+        if in_ring:
+            slot = (seq - 1) % self.ring_len  # any ring order works: the slot names its SEQ
+            ring = (*ring[:slot], TriggerSlot(seq, part_id, clock_ms(now_ns)), *ring[slot + 1 :])
+        self._set(trigger_seq=seq, part_id=part_id, ring=ring, plc_clock=clock_ms(now_ns))
+
+    def restart(self) -> None:
+        """The PLC program restarts: registers zeroed, its FIFO of pending parts lost
+        (those parts are rejected), the next block B adopted unread (docs/plc.md)."""
+        self.counts.forgotten += len(self.fifo)
+        self.fifo.clear()
+        self.expired.clear()
+        self.inputs = self._zeroed(self.inputs.recipe_id)
+        self.last_result_seq = 0
+        self.adopted = False
+        self.last_block = None
+        self.shown_words = None  # its block B was zeroed
+        self.status = [0, 0, 0]
 
     def command(self, code: int) -> None:
         self._set(command=code, command_seq=next_seq(self.inputs.command_seq))
 
-    def ack_last(self) -> None:
-        """Acknowledge the last result seen (after a pause of ``ack_results``)."""
-        self._set(result_ack_seq=self.last_result_seq)
+    def pause_acks(self) -> None:
+        """Stop consuming results (a stalled PLC program: neither acted on nor
+        acknowledged): the vision's result queue fills up."""
+        self.ack_results = False
+
+    def resume_acks(self, now_ns: int) -> None:
+        """Consume results again, starting with the one shown now."""
+        self.ack_results = True
+        if self.shown_words is not None:
+            self.on_result_words(self.shown_words, now_ns)
 
     def select_recipe(self, recipe_id: int) -> None:
         """Ask for a recipe switch; it is written by ``apply_recipe`` between two parts."""
@@ -129,9 +189,12 @@ class PlcModel:
 
     def on_result_words(self, words: list[int], now_ns: int) -> None:
         """Check one read (or write) of block B offsets 3..14 and match it to a part."""
+        self.shown_words = words
+        if not self.ack_results:
+            return  # paused: the result stays shown, unread
         try:
             block = ResultBlock.decode(words)
-        except ValueError:
+        except PlcProtocolError:
             # Half-updated, corrupt, or not written yet (all zeros): ignore this read and
             # read again next scan, as the PLC program must (docs/plc.md).
             self.counts.bad_check += 1
@@ -147,8 +210,7 @@ class PlcModel:
         if block.result_seq in (0, self.last_result_seq):
             return  # nothing new (trigger ack or counters only)
         self.last_result_seq = block.result_seq
-        if self.ack_results:
-            self._set(result_ack_seq=block.result_seq)
+        self._set(result_ack_seq=block.result_seq)
         self.counts.results += 1
         self._match(block, now_ns)
 
@@ -169,6 +231,7 @@ class PlcModel:
             else:
                 self.counts.verdicts[verdict] = self.counts.verdicts.get(verdict, 0) + 1
                 self.answers[part_id] = verdict
+                self.result_times.append(now_ns)
                 if len(self.answers) > 100_000:
                     self.answers.popitem(last=False)
                 if verdict == PlcVerdict.OK:

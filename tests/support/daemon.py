@@ -28,14 +28,23 @@ class Record:
 
 def run_against_plc_sim(app: App, parts: int, rate_hz: float) -> Counts:
     """Start ``app`` (configured with ``plc.simulator: true``), let the simulator trigger
-    ``parts`` parts, stop the app, and return what the simulated PLC counted."""
+    ``parts`` parts, stop the line, wait until the PLC judged (or expired) every part it
+    triggered, stop the app, and return what the simulated PLC counted."""
     app.start()
     try:
         assert app.plc_sim is not None
         end = time.monotonic() + parts / rate_hz * 3 + 20
         while app.plc_sim.counts().triggered < parts and time.monotonic() < end:
             app.stop_event.wait(0.2)
+        app.plc_sim.triggering = False  # the line stops feeding parts
         counts: Counts = app.plc_sim.counts()
+        while not _settled(counts) and time.monotonic() < end:
+            app.stop_event.wait(0.02)  # the parts in flight: a verdict, or past the deadline
+            counts = app.plc_sim.counts()
     finally:
         app.stop()
     return counts
+
+
+def _settled(c: Counts) -> bool:
+    return c.ok + c.ng + c.missed + c.late + c.forgotten == c.triggered
