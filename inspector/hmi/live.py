@@ -11,8 +11,8 @@ takes the slot when it is ready to, and parts in between are counted, not shown.
 
 ``Stats`` reads all of this back (in the encoder thread, at most once a second) into the
 JSON the page shows: counters since start and over the last hour, the cycle-time strip
-chart, and the station status (recipe in force, PLC link, camera, GPU, daemon state),
-read from the metrics registry's gauges and the config.
+chart, the verdicts of the last parts, and the station status (recipe in force, PLC
+link, camera, GPU, daemon state), read from the metrics registry's gauges and the config.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from inspector.config import Config
 from inspector.types import PartResult
 
 _MINUTE_NS = 60_000_000_000
+RECENT_PARTS = 12  # the verdict history table
+#: (monotonic ns at publish, part id, cycle ms, reason: "ok" or the NG reason code)
+ChartPoint = tuple[int, int, float, str]
 _HOUR_MINUTES = 60
 _FPS_WINDOW_NS = 5_000_000_000
 STATES = {0: "boot", 1: "ready", 2: "busy", 3: "fault", 4: "offline"}
@@ -56,10 +59,8 @@ class HmiSink:
         self._version = 0  # bumps on every part; the encoder compares versions
         self._since_start: collections.Counter[str] = collections.Counter()
         self._minutes: collections.deque[_Minute] = collections.deque(maxlen=_HOUR_MINUTES + 1)
-        #: (monotonic ns at publish, part id, cycle ms, ok) per part, oldest first.
-        self._chart: collections.deque[tuple[int, int, float, bool]] = collections.deque(
-            maxlen=chart_parts
-        )
+        #: (monotonic ns at publish, part id, cycle ms, ok, reason) per part, oldest first.
+        self._chart: collections.deque[ChartPoint] = collections.deque(maxlen=chart_parts)
         self.fresh = threading.Event()  # set on every part; the encoder clears it
         self.t_start_ns = clock()
 
@@ -74,9 +75,7 @@ class HmiSink:
             if not self._minutes or self._minutes[-1].index != minute:
                 self._minutes.append(_Minute(minute))
             self._minutes[-1].counts[key] += 1
-            self._chart.append(
-                (now, result.trigger.part_id, result.cycle_ns / 1e6, result.verdict.ok)
-            )
+            self._chart.append((now, result.trigger.part_id, result.cycle_ns / 1e6, key))
         self.fresh.set()
 
     def latest(self) -> tuple[int, PartResult | None]:
@@ -84,7 +83,7 @@ class HmiSink:
         with self._lock:
             return self._version, self._latest
 
-    def snapshot(self) -> tuple[dict[str, int], dict[str, int], list[tuple[int, int, float, bool]]]:
+    def snapshot(self) -> tuple[dict[str, int], dict[str, int], list[ChartPoint]]:
         """Counts since start, counts over the last hour, and the chart ring (copies)."""
         hour_start = self.clock() // _MINUTE_NS - _HOUR_MINUTES + 1
         with self._lock:
@@ -140,8 +139,13 @@ class Stats:
                 "budget_ms": self.cfg.line.cycle_budget_ms,
                 "part_ids": [c[1] for c in chart],
                 "cycle_ms": [round(c[2], 2) for c in chart],
-                "ok": [int(c[3]) for c in chart],
+                "ok": [int(c[3] == "ok") for c in chart],
             },
+            "recent": [
+                {"part_id": c[1], "verdict": "OK" if c[3] == "ok" else "NG", "reason": c[3]}
+                | {"cycle_ms": round(c[2], 1)}
+                for c in reversed(chart[-RECENT_PARTS:])
+            ],
             "status": {
                 "state": STATES.get(int(gauge_value(metrics.STATE) or 0), "unknown"),
                 "recipe": {"id": recipe_id, "name": self._recipe_name(recipe_id)},

@@ -61,6 +61,14 @@ def check_live(page: Page) -> None:
         " && window.__seen.parts.size >= 4",
         timeout=30_000,
     )
+    # the verdict history: the last parts, newest first, each OK or NG
+    page.wait_for_function("() => document.querySelectorAll('#history tr').length >= 4")
+    rows = page.eval_on_selector_all(
+        "#history tr", "rs => rs.map(r => [Number(r.cells[0].textContent), r.cells[1].textContent])"
+    )
+    assert all(v in ("OK", "NG") for _, v in rows) and [p for p, _ in rows] == sorted(
+        (p for p, _ in rows), reverse=True
+    )
 
 
 def check_overlay_on_truth(page: Page) -> dict:
@@ -86,6 +94,28 @@ def check_overlay_on_truth(page: Page) -> dict:
         assert shown["href"].startswith("data:image/jpeg;base64,")
         return shown
     raise AssertionError("no NG part with findings shown")
+
+
+def screenshot_of_an_ng_part(page: Page, path: Path) -> None:
+    """Freeze the live view (the page's pause button) on an NG part with its overlay, take
+    the screenshot, resume; copied to INSPECTOR_HMI_SCREENSHOT when set."""
+    page.wait_for_function(
+        "() => { const ok = document.getElementById('reason').textContent === 'defect'"
+        " && document.querySelector('#live-overlay rect.finding') !== null;"
+        " if (ok) document.getElementById('pause').click(); return ok; }",
+        timeout=30_000,
+    )
+    shown = page.evaluate(SHOWN)
+    page.wait_for_timeout(1500)  # parts go on arriving; the frozen view must not change
+    assert page.evaluate(SHOWN) == shown
+    page.screenshot(path=str(path))
+    page.click("#pause")
+    page.wait_for_function(
+        f"() => Number(document.getElementById('part-id').textContent) > {shown['part_id']}"
+    )
+    assert path.stat().st_size > 10_000
+    if target := os.environ.get("INSPECTOR_HMI_SCREENSHOT"):
+        Path(target).write_bytes(path.read_bytes())
 
 
 def check_gallery(page: Page, daemon: Daemon) -> None:
@@ -140,10 +170,7 @@ def test_station_page_in_chromium(tmp_path: Path) -> None:
             check_overlay_on_truth(page)
             check_gallery(page, daemon)
             page.click("#tab-live")
-            check_overlay_on_truth(page)
-            page.screenshot(path=str(tmp_path / "hmi.png"))
-            if target := os.environ.get("INSPECTOR_HMI_SCREENSHOT"):
-                page.screenshot(path=target)
+            screenshot_of_an_ng_part(page, tmp_path / "hmi.png")
             check_traversal_refused(page, daemon)
             assert not errors, errors
         finally:

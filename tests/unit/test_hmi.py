@@ -75,6 +75,9 @@ def test_counters_since_start_and_last_hour(tmp_path: Path) -> None:
     assert stats["since_start"]["ng_by_reason"] == {"defect": 3}
     assert stats["last_hour"] == {"total": 1, "ok": 1, "ng": 0, "ng_by_reason": {}}
     assert stats["status"]["deadline_misses"] == 0 and stats["status"]["clients"] == 2
+    assert stats["recent"][0] == {"part_id": 6, "verdict": "OK", "reason": "ok", "cycle_ms": 9.0}
+    assert [r["verdict"] for r in stats["recent"]] == ["OK", "NG", "OK"]  # newest first
+    assert stats["chart"]["ok"] == [1, 0, 1]
 
 
 def test_latest_slot_keeps_one_part_and_shares_its_frame() -> None:

@@ -50,8 +50,18 @@ function drawShapes(group, shapes) {
 
 // ------------------------------------------------------------------ live part
 let pendingSeq = 0;
+let paused = null;  // while paused: the latest message not shown yet (or {} for none)
+
+function togglePause() {
+  const resume = paused;
+  paused = paused ? null : {};
+  $("pause").textContent = paused ? "resume" : "pause";
+  $("pause").classList.toggle("active", Boolean(paused));
+  if (resume && resume.seq) showPart(resume);
+}
 
 function showPart(msg) {
+  if (paused) { paused = msg; return; }
   pendingSeq = msg.seq;
   if (!msg.image) { applyPart(msg, null); return; }
   const img = new Image();
@@ -121,6 +131,14 @@ function showStats(s) {
   setPill("st-gpu", st.gpu, st.gpu === "ok" ? true : st.gpu.startsWith("failing") ? false : undefined);
   $("st-fps").textContent = `${st.parts_per_s.toFixed(1)} parts/s · ${st.deadline_misses} late`;
   $("uptime").textContent = `(${Math.round(s.uptime_s)} s)`;
+  $("history").tBodies[0].replaceChildren(...s.recent.map((r) => {
+    const tr = document.createElement("tr");
+    tr.className = r.verdict === "OK" ? "ok" : "ng";
+    for (const text of [r.part_id, r.verdict, r.verdict === "OK" ? "" : r.reason, `${r.cycle_ms} ms`]) {
+      tr.append(Object.assign(document.createElement("td"), { textContent: text }));
+    }
+    return tr;
+  }));
   counts($("counters-start"), s.since_start);
   counts($("counters-hour"), s.last_hour);
   drawChart(s.chart);
@@ -226,6 +244,7 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => showView(t.dataset.view));
   $("filters").addEventListener("submit", (e) => { e.preventDefault(); loadGallery(); });
   $("detail-close").addEventListener("click", () => $("detail").classList.add("hidden"));
+  $("pause").addEventListener("click", togglePause);
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("detail").classList.add("hidden"); });
   connect();
 });
