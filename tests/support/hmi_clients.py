@@ -3,7 +3,7 @@
     python -m tests.support.hmi_clients URL --clients 20 --stuck 1 --seconds 60
 
 Each client does what the page's script does: one Server-Sent Events stream, and for
-every ``part`` message the decoding of its inline JPEG. A stuck client opens the stream with a tiny
+every ``part`` message a check of its inline JPEG. A stuck client opens the stream with a tiny
 receive buffer and never reads. Prints one JSON line: per-client counts and errors.
 Runs in a process of its own so that the clients' work never shares the daemon's (or the
 test's) interpreter; every loop is bounded in time and stops by itself.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import socket
 import sys
@@ -50,17 +49,18 @@ async def viewer(url: str, seconds: float, out: dict[str, int]) -> None:
                 await asyncio.sleep(0.5)
 
 
+JPEG_INLINE = b'"src":"data:image/jpeg;base64,/9j/'  # a data URL whose bytes start FF D8 FF
+
+
 async def handle(s: aiohttp.ClientSession, url: str, block: bytes, out: dict[str, int]) -> None:
+    """Count one message. An image is recognised by its inline JPEG's first bytes, not
+    decoded: the viewers share the daemon's two cores, so they do as little as possible
+    (the browser test decodes and shows real images)."""
     if block.startswith(b"event: stats"):
         out["stats"] += 1
-        return
-    if not block.startswith(b"event: part"):
-        return
-    out["parts"] += 1
-    data = json.loads(block.split(b"data: ", 1)[1])
-    src = (data.get("image") or {}).get("src", "")
-    jpeg = base64.b64decode(src.split(",", 1)[1]) if src.startswith("data:image/jpeg") else b""
-    out["images" if jpeg[:2] == b"\xff\xd8" else "image_misses"] += 1
+    elif block.startswith(b"event: part"):
+        out["parts"] += 1
+        out["images" if JPEG_INLINE in block else "image_misses"] += 1
 
 
 async def stuck(url: str, seconds: float, out: dict[str, int]) -> None:
