@@ -52,10 +52,10 @@ from inspector.archive import Archive
 from inspector.backends import create_backend
 from inspector.camera import open_camera, probe_frame
 from inspector.camera.base import Camera
-from inspector.config import CameraConfig, Config, ModelConfig, RecipeConfig, config_hash
+from inspector.config import CameraConfig, Config, PipelineConfig, RecipeConfig, config_hash
 from inspector.engine.manifest import model_sha256
 from inspector.errors import EXIT_OK, ConfigError, InspectorError, PlcError
-from inspector.inspect import LoadedModel, LoadedRecipe, prove_recipe
+from inspector.inspect import LoadedModel, LoadedRecipe, frame_allocator, prove_recipe
 from inspector.logging import get_logger
 from inspector.models import build_postprocessor
 from inspector.pipeline import Pipeline
@@ -93,21 +93,26 @@ def config_crc16(model_hash: str, cfg_hash: str) -> int:
 def load_recipe(
     recipe: RecipeConfig,
     warmup_runs: int = 3,
-    frames_in_flight: int = 1,
+    pipeline: PipelineConfig | None = None,
     probe: Frame | None = None,
 ) -> LoadedRecipe:
     """Load, warm and prove every model of a recipe; raises BackendError/ModelError/ConfigError.
 
-    A model with ``preprocess.device: cuda`` gets the GPU stage (pinned ring, fused
-    NVRTC kernel, model on the same CUDA stream) in place of the CPU path; CUDA is
+    Each model gets its runner here, once (``LoadedModel.with_runner``): the host path,
+    or with ``preprocess.device: cuda`` the device runner (pinned frames, fused NVRTC
+    kernel, the backend's device path, device NMS, one CUDA graph per lane); CUDA is
     imported only then. Then the whole path (preprocess, infer, postprocess, decide)
     runs once on ``probe``, a synthetic frame shaped like the camera's (default: the
     sim camera's), so a model whose outputs cannot be read stops the start.
     """
+    pipeline = pipeline or PipelineConfig()
     loaded = LoadedRecipe(recipe, [])
     try:
         for m in recipe.models:
-            loaded.models.append(_load_model(m, warmup_runs, frames_in_flight))
+            backend = create_backend(m)  # a pinned file is checked before the backend reads it
+            post = build_postprocessor(m, backend.info)
+            backend.warmup(warmup_runs)
+            loaded.models.append(LoadedModel.with_runner(m, backend, post, pipeline))
         frame = probe if probe is not None else probe_frame(CameraConfig())
         if problem := quality_fits(recipe.quality, *frame.image.shape[:2]):
             raise ConfigError(f"recipe {recipe.id} ({recipe.name}): {problem}")
@@ -118,23 +123,7 @@ def load_recipe(
     return loaded
 
 
-def _load_model(m: ModelConfig, warmup_runs: int, frames_in_flight: int) -> LoadedModel:
-    backend = create_backend(m)  # a pinned file is checked before the backend reads it
-    post = build_postprocessor(m, backend.info)
-    backend.warmup(warmup_runs)
-    loaded = LoadedModel(m, backend, post)
-    if m.preprocess.device == "cuda":
-        from inspector.gpu.stage import use_gpu_stage
-        from inspector.nvidia.driver import failure_count
-
-        gpu = use_gpu_stage(loaded, frames_in_flight=frames_in_flight)
-        loaded.on_close.append(gpu.close)
-        loaded.health.append(partial(getattr, gpu, "consecutive_failures"))
-        metrics.GPU_CUDA_FAILURES.set_function(failure_count)
-    return loaded
-
-
-#: A GPU stage failing on this many parts in a row puts the daemon in fault state.
+#: A model failing on the GPU on this many parts in a row puts the daemon in fault state.
 GPU_FAULT_AFTER = 3
 #: ERROR_CODE for inference faults (2xx, docs/plc.md).
 ERROR_GPU = 201
@@ -183,7 +172,8 @@ class App:
         self.stop_event = threading.Event()
         self.supervisor = Supervisor(self.stop_event)
         self.supervisor.on_fault(self._on_fault)
-        self.camera = camera or open_camera(cfg.camera)
+        devices = {m.preprocess.device for r in cfg.recipes for m in r.models}
+        self.camera = camera or open_camera(cfg.camera, alloc=frame_allocator(devices))
         self.trigger: TriggerSource | None = trigger
         self.extra_sinks = list(extra_sinks)
         self.plc: PlcLink | None = None  # when cfg.plc.enabled
@@ -262,9 +252,7 @@ class App:
         probe = probe_frame(cfg.camera)  # the warm-up part: the camera's size and format
         for recipe in cfg.recipes:
             self._step(f"recipe {recipe.id}")
-            loaded = load_recipe(
-                recipe, frames_in_flight=cfg.pipeline.frames_in_flight, probe=probe
-            )
+            loaded = load_recipe(recipe, pipeline=cfg.pipeline, probe=probe)
             self.recipes[recipe.id] = loaded
             if problems := check_recipe(recipe, [m.post.class_names for m in loaded.models]):
                 raise ConfigError("\n".join(problems))
@@ -290,6 +278,7 @@ class App:
             self.recipes,
             self._build_sinks(),
             queue_depth=cfg.pipeline.queue_depth,
+            frames_in_flight=cfg.pipeline.frames_in_flight,
             cpus=cfg.pipeline.cpus,
         )
         self.pipeline.start(self.supervisor)
@@ -435,7 +424,7 @@ class App:
         cam_state = getattr(self.camera, "state", None)
         code = int(getattr(cam_state, "error_code", 0) or 0)
         gpu_failures = max(
-            (probe() for r in self.recipes.values() for m in r.models for probe in m.health),
+            (m.runner.consecutive_failures for r in self.recipes.values() for m in r.models),
             default=0,
         )
         metrics.GPU_CONSECUTIVE_FAILURES.set(gpu_failures)

@@ -174,19 +174,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _describe_with_tensorrt(data: bytes) -> list[str]:
-    from inspector.engine import trt_build
+    from inspector.engine import trt_api
     from inspector.engine.describe import describe_engine, layer_summary
     from inspector.engine.diagnose import diagnose
 
     try:
-        trt = trt_build.import_tensorrt()
+        trt = trt_api.import_tensorrt()
     except EngineError as exc:
         raise EngineError(f"cannot list tensors, profiles and layers: {exc}") from exc
-    logger = trt_build.make_logger(trt)
-    runtime = trt.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(data)
+    logger = trt_api.make_logger(trt)
+    _runtime, engine = trt_api.deserialize(trt, logger, data, None)
     if engine is None:
         raise EngineError(diagnose(logger.messages, this_trt=str(trt.__version__)).message)
-    inspector = engine.create_engine_inspector()
-    info = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
-    return describe_engine(engine) + layer_summary(str(info))
+    return describe_engine(engine) + layer_summary(trt_api.engine_information(trt, engine))

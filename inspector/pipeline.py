@@ -6,8 +6,10 @@ Threads, each with one job, joined by bounded queues:
   blocks: a part that does not fit in the grab queue is NG ``overrun`` at once;
 * the acquisition thread grabs the frame for each trigger and hands it on; it never
   waits for inference (a full inference queue makes the part NG ``overrun``);
-* the worker thread runs ``inspect_part``, closes the part in the ledger and, when it
-  is the oldest part in flight (the usual case), hands it to the sinks itself;
+* the worker thread submits each part to its recipe's runners and collects it
+  (``inflight.py``: up to ``frames_in_flight`` parts on the GPU at once, collected
+  oldest first), closes it in the ledger and, when it is the oldest part in flight
+  (the usual case), hands it to the sinks itself;
 * the ledger's publisher thread turns any part still open at its deadline into NG
   ``timeout`` and publishes parts closed elsewhere (overruns, camera errors), always in
   trigger order. Trigger and acquisition threads never run the sinks.
@@ -30,12 +32,13 @@ from typing import Generic, TypeVar
 from inspector import metrics
 from inspector.camera.base import Camera
 from inspector.errors import CameraError
-from inspector.inspect import LoadedRecipe, inspect_part
+from inspector.inflight import InFlight
+from inspector.inspect import LoadedRecipe
 from inspector.ledger import Entry, Ledger
 from inspector.logging import get_logger
 from inspector.sinks import ResultSink
 from inspector.supervisor import Supervisor
-from inspector.types import Frame, Reason, Trigger, ng
+from inspector.types import Frame, Reason, Trigger, Verdict, ng
 
 log = get_logger(__name__)
 
@@ -84,6 +87,7 @@ class Pipeline:
         sinks: Sequence[ResultSink],
         *,
         queue_depth: int = 4,
+        frames_in_flight: int = 1,
         cpus: Collection[int] = (),
     ) -> None:
         self.camera = camera
@@ -93,6 +97,7 @@ class Pipeline:
         self._infer_q: BoundedQueue[tuple[Entry, Frame, int]] = BoundedQueue(queue_depth)
         self._grab_depth = metrics.QUEUE_DEPTH.labels("grab")
         self._infer_depth = metrics.QUEUE_DEPTH.labels("infer")
+        self._frames_in_flight = frames_in_flight
         self._cpus = set(cpus)
         self._stop = threading.Event()
         self._acq_done = threading.Event()
@@ -181,19 +186,28 @@ class Pipeline:
         self._acq_done.set()
 
     def _work(self) -> None:
-        while not (self._acq_done.is_set() and self._infer_q.empty()):
+        """Submit parts to the runners and collect them oldest first (``inflight.py``):
+        up to ``frames_in_flight`` parts on the GPU at once, verdicts in trigger order."""
+        parts = InFlight(self.recipes.values(), self._frames_in_flight)
+        while True:
+            if parts and (parts.full or parts.oldest_ready() or self._infer_q.empty()):
+                self._finish(*parts.pop_oldest())
+                continue
+            if self._acq_done.is_set() and self._infer_q.empty():
+                return
             try:
-                entry, frame, grab_ns = self._infer_q.get(timeout=_POLL_S)
+                entry, frame, grab_ns = self._infer_q.get(timeout=parts.idle_timeout_s)
             except queue.Empty:
+                parts.idle()
                 continue
             if self.ledger.is_closed(entry):  # timed out while queued: skip the work
                 continue
-            recipe = self.recipes.get(entry.trigger.recipe_id)
-            stage_ns: dict[str, int] = {}
-            if recipe is None:
-                verdict = ng(Reason.ERROR, f"unknown recipe {entry.trigger.recipe_id}")
-            else:
-                verdict, stage_ns = inspect_part(frame, recipe)
-            # Every stage time travels in stage_ns; the metrics sink observes them all.
-            self.ledger.close(entry, verdict, {"grab": grab_ns, **stage_ns}, frame)
-            self.progress += 1
+            parts.add(entry, frame, grab_ns, self.recipes.get(entry.trigger.recipe_id))
+
+    def _finish(
+        self, entry: Entry, frame: Frame, verdict: Verdict, stage_ns: dict[str, int]
+    ) -> None:
+        """Close the part in the ledger (published here when it is the oldest open part)."""
+        # Every stage time travels in stage_ns; the metrics sink observes them all.
+        self.ledger.close(entry, verdict, stage_ns, frame)
+        self.progress += 1

@@ -78,7 +78,7 @@ def evaluate(
         image, truth = render_part(sim.seed, index, sim)
         frame = Frame(image, sim.pixel_format, index, time.monotonic_ns(), truth=truth)
         t0 = time.monotonic_ns()
-        found, stage_ns = recipe.models[0].stage(frame)
+        found, stage_ns = recipe.models[0].run(frame)
         t1 = time.monotonic_ns()
         verdict = decide(found, recipe.cfg.rules)
         t2 = time.monotonic_ns()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One device run for issue 6: GPU tests, then the GPU pipeline benchmark.
+# One device run for the GPU path: the GPU tests, then the GPU pipeline benchmark.
 # Run from the repo root on the GPU machine (device tool: carry .whl). Logs go to $OUT.
-#   bash tools/gpu_check.sh [pytest args...]
+#   bash tools/gpu_check.sh [pytest args...]     (BENCH_ARGS=--quick for a smoke run,
+#                                                  SKIP_BENCH=1 / SKIP_TESTS=1 to skip one)
 set -uo pipefail
 OUT=${OUT:-out/gpu_check}
 mkdir -p "$OUT"
@@ -13,11 +14,14 @@ else
   export PYTHONPATH=$PWD
 fi
 export PYTHONUNBUFFERED=1 INSPECTOR_KERNEL_CACHE=/tmp/inspector-kernels
-{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv;
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv;
   python3 -c "import torch, cuda.bindings; print('torch', torch.__version__, 'cuda-bindings', cuda.bindings.__version__)"; } \
   2>&1 | tee "$OUT/env.txt"
-python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider "$@" 2>&1 | tee "$OUT/pytest_gpu.log"
-test_rc=${PIPESTATUS[0]}
+test_rc=0
+if [ -z "${SKIP_TESTS:-}" ]; then
+  python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rA --durations=15 "$@" 2>&1 | tee "$OUT/pytest_gpu.log"
+  test_rc=${PIPESTATUS[0]}
+fi
 if [ -z "${SKIP_BENCH:-}" ]; then
   python3 benchmarks/pipeline_gpu.py --out "$OUT" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
 fi

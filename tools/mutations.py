@@ -68,9 +68,9 @@ MUTATIONS = (
     Mutation(
         "verdict-to-neighbour",
         "inspector/pipeline.py",
-        "                verdict, stage_ns = inspect_part(frame, recipe)\n",
-        "                verdict, stage_ns = inspect_part(frame, recipe)  # MUTATION\n"
-        "                verdict, self._mut_prev = getattr(self, '_mut_prev', verdict), verdict\n",
+        "        self.ledger.close(entry, verdict, stage_ns, frame)\n",
+        "        verdict, self._mut_prev = getattr(self, '_mut_prev', verdict), verdict  # MUT\n"
+        "        self.ledger.close(entry, verdict, stage_ns, frame)\n",
         (
             "tests/integration/test_pipeline.py",
             "tests/integration/test_ground_truth.py",
@@ -115,13 +115,17 @@ def run_one(m: Mutation) -> tuple[bool, float, str]:
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=600,
         )
+        out, caught = done.stdout, done.returncode != 0
+    except subprocess.TimeoutExpired as exc:  # a hang after a failure still counts as caught
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        caught = "FAILED" in out or "Error" in out
     finally:
         path.write_text(source)
         backup.unlink(missing_ok=True)
-    failed = [ln for ln in done.stdout.splitlines() if ln.startswith("FAILED")]
-    return done.returncode != 0, time.monotonic() - t0, (failed[0] if failed else "")
+    failed = [ln for ln in out.splitlines() if ln.startswith(("FAILED", "ERROR"))]
+    return caught, time.monotonic() - t0, (failed[0] if failed else "")
 
 
 def main(argv: list[str]) -> int:

@@ -2,18 +2,25 @@
 
 A backend loads one model, describes its input and outputs, and runs it. The host path
 (``infer``) takes a float32 NCHW numpy tensor and returns numpy outputs in the model's
-output order; GPU backends add device-pointer entry points on the pipeline's stream.
+output order. Backends that run on an NVIDIA GPU also offer the device path
+(``device_model()``, protocol in ``backends/device.py``), which the device runner uses
+when the model has ``preprocess.device: cuda``.
 """
 
 from __future__ import annotations
 
 import abc
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from inspector.config import ModelConfig
+from inspector.errors import ConfigError
 from inspector.model_info import ModelInfo, TensorSpec
+
+if TYPE_CHECKING:
+    from inspector.backends.device import DeviceModel
 
 __all__ = ["Backend", "ModelInfo", "TensorSpec"]
 
@@ -47,6 +54,13 @@ class Backend(abc.ABC):
         zeros = np.zeros((1, 3, *hw), np.float32)
         for _ in range(runs):
             self.infer(zeros)
+
+    def device_model(self) -> DeviceModel:
+        """The device path (``preprocess.device: cuda``); backends without one refuse."""
+        raise ConfigError(
+            f"model {self.model.name!r}: backend {self.name!r} has no device path for "
+            "preprocess.device 'cuda'"
+        )
 
     def close(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Release resources."""

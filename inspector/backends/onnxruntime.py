@@ -64,6 +64,13 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"onnxruntime failed on {self.model.name}: {exc}") from exc
         return [np.asarray(o, dtype=np.float32) for o in outputs]
 
+    def device_model(self) -> Any:
+        """ONNX Runtime's CUDA execution provider on the runner's streams (IOBinding);
+        needs the ``onnxruntime-gpu`` wheel (``backends/onnxruntime_cuda.py``)."""
+        from inspector.backends.onnxruntime_cuda import OrtCudaDeviceModel
+
+        return OrtCudaDeviceModel(self.model, self.info)
+
 
 def open_reference(model: ModelConfig) -> OnnxRuntimeBackend:
     """``model`` loaded with ONNX Runtime: the reference a new TensorRT engine must match."""

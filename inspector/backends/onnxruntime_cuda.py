@@ -1,109 +1,100 @@
-"""ONNX Runtime's CUDA execution provider on the pipeline's stream (optional; NOT RUN HERE).
+"""ONNX Runtime's CUDA provider as a device path (``backend: onnxruntime`` with
+``preprocess.device: cuda``; optional, NOT RUN HERE).
 
-For users with ``onnxruntime-gpu`` and neither TensorRT nor torch. The session is created
-with ``user_compute_stream`` set to the pipeline's CUDA stream, and inputs/outputs are
-bound to device memory with IOBinding, so the fused preprocessing kernel writes the
-input binding and ORT reads it on the same stream, without a host round trip.
+For users with ``onnxruntime-gpu`` and neither TensorRT nor torch. Each lane is one
+session created with ``user_compute_stream`` set to the lane's CUDA stream, its input
+and outputs bound to device buffers with IOBinding, so the fused preprocessing kernel
+writes the input binding and ORT reads it on the same stream without a host round
+trip. ORT runs are not captured into the runner's CUDA graph (ORT manages its own
+graphs); ``capture`` refuses, and the runner enqueues instead and says so in the log.
 
-Status: written against the documented API (provider option ``user_compute_stream``,
-``IOBinding.bind_input(..., device_type='cuda', buffer_ptr=...)``), but never executed
-in this project: the onnxruntime-gpu wheel is too large to carry to the GPU machines we
-test on (docs/gpu.md). It is not registered in ``BACKENDS``; treat it as a starting
-point, and add a ``tests/gpu`` case on a machine that has onnxruntime-gpu before use.
+Status: written against the documented API (provider options ``has_user_compute_stream``
+and ``user_compute_stream``, ``IOBinding.bind_input(name, device_type, device_id,
+element_type, shape, buffer_ptr)``, ``run_with_iobinding``), never executed in this
+project: the onnxruntime-gpu wheel is too large to carry to the GPU machines we test on
+(docs/gpu.md). Add a ``tests/gpu`` case on a machine that has it before relying on it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from inspector.backends.base import Backend
-from inspector.backends.onnxruntime import _ORT_DTYPES, _spec
+from inspector.backends.device import DeviceGraph, DeviceTensor
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
 from inspector.model_info import ModelInfo
 from inspector.nvidia import driver as cu
 
 
-class OnnxRuntimeCudaBackend(Backend):
-    """ONNX model on ORT's CUDA provider, bound to one stream and device buffers."""
+class OrtCudaDeviceModel:
+    """Lanes of ORT CUDA-provider sessions (``backends/device.py``)."""
 
-    name = "onnxruntime_cuda"
+    def __init__(self, model: ModelConfig, info: ModelInfo, device: int = 0) -> None:
+        self.model, self.info, self.device = model, info, device
+        shapes = [t.shape for t in (*info.inputs, *info.outputs)]
+        if any(not all(isinstance(d, int) and d > 0 for d in s) for s in shapes):
+            raise BackendError("onnxruntime on CUDA needs static input and output shapes")
 
-    def __init__(self, model: ModelConfig, *, stream: int = 0, device: int = 0) -> None:
-        super().__init__(model)
-        self._stream = stream
-        self._device = device
-        self._buffers: list[int] = []
+    def open_lane(self, stream: int) -> OrtCudaLane:
+        return OrtCudaLane(self, stream)
 
-    def load(self) -> None:
-        """Create the session on the stream and allocate device input/output buffers."""
+
+class OrtCudaLane:
+    """One CUDA-provider session on one stream, inputs and outputs bound to device memory."""
+
+    def __init__(self, owner: OrtCudaDeviceModel, stream: int) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise BackendError(f"onnxruntime_cuda needs onnxruntime-gpu: {exc}") from exc
-        cu.make_current(self._device)
+            raise BackendError(f"onnxruntime on CUDA needs onnxruntime-gpu: {exc}") from exc
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise BackendError("onnxruntime here has no CUDAExecutionProvider (onnxruntime-gpu)")
+        cu.make_current(owner.device)
+        self.stream = stream
+        self._buffers: list[cu.DeviceBuffer] = []
         provider = (
             "CUDAExecutionProvider",
             {
-                "device_id": self._device,
+                "device_id": owner.device,
                 "has_user_compute_stream": "1",
-                "user_compute_stream": str(self._stream),
+                "user_compute_stream": str(stream),
             },
         )
         try:
-            self._session = ort.InferenceSession(str(self.model.path), providers=[provider])
+            self._session = ort.InferenceSession(str(owner.model.path), providers=[provider])
         except Exception as exc:  # ORT raises its own exception types
-            raise BackendError(f"cannot load {self.model.path} on CUDA: {exc}") from exc
-        ins, outs = self._session.get_inputs(), self._session.get_outputs()
-        if any(not all(isinstance(d, int) for d in a.shape) for a in (*ins, *outs)):
-            raise BackendError("onnxruntime_cuda needs static input and output shapes")
-        self._info = ModelInfo(
-            inputs=tuple(_spec(a) for a in ins), outputs=tuple(_spec(a) for a in outs)
-        )
+            raise BackendError(f"cannot load {owner.model.path} on CUDA: {exc}") from exc
         self._binding = self._session.io_binding()
-        self._out_host: list[npt.NDArray[Any]] = []
-        for arg, bind in ((a, self._binding.bind_input) for a in ins):
-            self.input_ptr = self._bind(arg, bind)
-        for arg in outs:
-            self._bind(arg, self._binding.bind_output)
-            self._out_host.append(np.empty(arg.shape, _ORT_DTYPES[arg.type]))
+        bound = [
+            self._bind(spec, self._binding.bind_input, owner.device) for spec in owner.info.inputs
+        ]
+        self.outputs = [
+            self._bind(spec, self._binding.bind_output, owner.device) for spec in owner.info.outputs
+        ]
+        self.input = bound[0]
 
-    def _bind(self, arg: Any, bind: Any) -> int:
-        np_dtype = np.dtype(_ORT_DTYPES[arg.type])
-        nbytes = int(np.prod(arg.shape)) * np_dtype.itemsize
-        ptr = cu.mem_alloc(nbytes)
-        self._buffers.append(ptr)
-        bind(arg.name, "cuda", self._device, np_dtype.type, list(arg.shape), ptr)
-        return ptr
+    def _bind(self, spec: Any, bind: Any, device: int) -> DeviceTensor:
+        shape = tuple(int(d) for d in spec.shape)
+        tensor = DeviceTensor(0, shape, spec.dtype)
+        buf = cu.DeviceBuffer(tensor.nbytes)
+        self._buffers.append(buf)
+        bind(spec.name, "cuda", device, np.dtype(spec.dtype).type, list(shape), buf.ptr)
+        return DeviceTensor(buf.ptr, shape, spec.dtype)
 
-    @property
-    def input_fp16(self) -> bool:
-        return self.info.inputs[0].dtype == "float16"
-
-    def run_on_stream(self) -> None:
-        """Run with the bound device buffers (the preprocessing kernel filled the input)."""
+    def enqueue(self) -> list[DeviceTensor]:
         try:
             self._session.run_with_iobinding(self._binding)
         except Exception as exc:
             raise BackendError(f"onnxruntime CUDA run failed: {exc}") from exc
+        return self.outputs
 
-    def infer(self, tensor: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
-        """Host path: upload, run, download (synchronous; for checks, not the hot loop)."""
-        drv, _ = cu.bindings()
-        feed = np.ascontiguousarray(tensor, np.float16 if self.input_fp16 else np.float32)
-        cu.check(drv.cuMemcpyHtoD(self.input_ptr, feed.ctypes.data, feed.nbytes), "cuMemcpyHtoD")
-        self.run_on_stream()
-        cu.stream_sync(self._stream)
-        result = []
-        for ptr, host in zip(self._buffers[len(self.info.inputs) :], self._out_host, strict=True):
-            cu.check(drv.cuMemcpyDtoH(host.ctypes.data, ptr, host.nbytes), "cuMemcpyDtoH")
-            result.append(host.astype(np.float32))
-        return result
+    def capture(self, body: Callable[[], None]) -> DeviceGraph:
+        raise BackendError("onnxruntime runs are not captured into the runner's graph")
 
     def close(self) -> None:
         buffers, self._buffers = self._buffers, []
-        for ptr in buffers:
-            cu.mem_free(ptr)
+        for buf in buffers:
+            buf.close()

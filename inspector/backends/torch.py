@@ -4,15 +4,14 @@ Two ways in (step 4 of the flow):
 
 - ``infer(tensor)``: the host path of every backend (numpy in, numpy out). Runs on CPU
   when no GPU is present, which is what makes it testable anywhere.
-- the device path used by ``gpu/stage.py``: ``bind_stream(handle)`` puts the model on the
-  pipeline's CUDA stream (``torch.cuda.ExternalStream``); the fused preprocessing kernel
-  writes ``input_ptr`` directly; ``run_on_stream()`` enqueues the model and returns device
-  tensors without synchronising. After ``bind_stream`` the forward pass is captured once
-  into a CUDA graph (``cuda_graph=True``) and replayed per part: one launch instead of a
-  few hundred, which is most of a small detector's latency.
+- the device path (``device_model()``, protocol in ``backends/device.py``) used by the
+  device runner: one lane per CUDA stream, each with its own input tensor that the
+  fused preprocessing kernel writes directly; the runner captures the model together
+  with its neighbours into one CUDA graph per lane (``cuda_graph=True``) and replays it
+  per part: one launch instead of a few hundred, most of a small detector's latency.
 
-FP16 (``model.torch.fp16``) converts the weights and the input binding to half; outputs are
-returned as float32. torch is imported in ``load()`` only.
+FP16 (``model.torch.fp16``) converts the weights and the input binding to half; the host
+path returns float32. torch is imported in ``load()`` only.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inspector.backends.base import Backend
+from inspector.backends.device import DeviceTensor
 from inspector.config import ModelConfig
 from inspector.errors import BackendError
 from inspector.model_info import ModelInfo, TensorSpec
@@ -46,10 +46,6 @@ class TorchBackend(Backend):
         self._torch: Any = None
         self._module: Any = None
         self._input: Any = None
-        self._stream: Any = None
-        self._graph: Any = None
-        self._graph_out: list[Any] = []
-        self._epilogue: Callable[[list[Any]], list[Any]] | None = None
 
     # ------------------------------------------------------------------ loading
     def load(self) -> None:
@@ -105,98 +101,120 @@ class TorchBackend(Backend):
         if tuple(tensor.shape) != tuple(self._input.shape):
             raise BackendError(f"input {tensor.shape} != model input {tuple(self._input.shape)}")
         try:
-            src = torch.from_numpy(np.ascontiguousarray(tensor))
-            if self._stream is not None:
-                with torch.cuda.stream(self._stream):
-                    self._input.copy_(src)
-                    outs = self.run_on_stream()
-                    host = [o.float().cpu() for o in outs]
-            else:
-                self._input.copy_(src)
-                host = [o.float().cpu() for o in self._forward()]
+            self._input.copy_(torch.from_numpy(np.ascontiguousarray(tensor)))
+            host = [o.float().cpu() for o in self._forward()]
         except RuntimeError as exc:
             raise BackendError(f"torch inference failed: {exc}") from exc
         return [h.numpy() for h in host]
 
-    # -------------------------------------------------------------- device path
-    @property
-    def input_ptr(self) -> int:
-        """Device address of the input binding the preprocessing kernel writes."""
-        return int(self._input.data_ptr())
-
-    @property
-    def input_fp16(self) -> bool:
-        return bool(self.fp16)
-
-    @property
-    def stream(self) -> Any:
-        """The bound ``torch.cuda.ExternalStream`` (None before ``bind_stream``)."""
-        return self._stream
-
-    def bind_stream(
-        self, stream: int, epilogue: Callable[[list[Any]], list[Any]] | None = None
-    ) -> None:
-        """Run on the pipeline's CUDA stream from now on; capture the CUDA graph there.
-
-        ``epilogue`` (device tensors → device tensors, e.g. the detector's top-K cut) runs
-        after the model on the stream and is captured into the same graph: one launch
-        per part for model + reduction.
-        """
-        torch = self._torch
-        if self.device.type != "cuda":
-            raise BackendError("bind_stream needs the model on a CUDA device")
-        self._stream = torch.cuda.ExternalStream(stream, device=self.device)
-        self._epilogue = epilogue
-        self._graph, self._graph_out = None, []
-        if self._cuda_graph:
-            self._capture()
-
-    def _capture(self) -> None:
-        torch = self._torch
-        # Warm up on the stream first: lazy init, cuDNN autotune and the TorchScript
-        # profiling runs must not happen inside the capture.
-        with torch.cuda.stream(self._stream):
-            for _ in range(3):
-                self._forward_all()
-        self._stream.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph, stream=self._stream):
-                out = self._forward_all()
-        except RuntimeError as exc:
-            raise BackendError(f"CUDA graph capture failed: {exc}") from exc
-        self._graph = graph
-        self._graph_out = out
-
-    def _forward_all(self) -> list[Any]:
-        """Model, then the epilogue if any (what the graph captures)."""
-        with self._torch.inference_mode():
-            outs = self._forward()
-            return self._epilogue(outs) if self._epilogue is not None else outs
-
-    def run_on_stream(self) -> list[Any]:
-        """Enqueue the model on the bound stream; return device tensors (no sync).
-
-        With a CUDA graph the returned tensors are the graph's static outputs: copy them
-        (or reduce them) on the same stream before the next call.
-        """
-        torch = self._torch
-        with torch.cuda.stream(self._stream):
-            if self._graph is not None:
-                self._graph.replay()
-                return self._graph_out
-            return self._forward_all()
-
     def warmup(self, runs: int = 3) -> None:
         """Run the current input a few times so the first part pays no lazy init."""
         for _ in range(runs):
-            if self._stream is not None:
-                self.run_on_stream()
-                self._stream.synchronize()
-            else:
-                self._forward()
+            self._forward()
+
+    # -------------------------------------------------------------- device path
+    def device_model(self) -> TorchDeviceModel:
+        """Lanes on CUDA streams (``backends/device.py``); needs the model on a GPU."""
+        if self._module is None:
+            raise BackendError("torch backend used before load()")
+        if self.device.type != "cuda":
+            raise BackendError(f"model {self.model.name!r}: the device path needs a CUDA GPU")
+        return TorchDeviceModel(self)
 
     def close(self) -> None:
-        self._graph, self._graph_out = None, []
         self._module = None
         self._input = None
+
+
+class TorchDeviceModel:
+    """The torch backend's ``DeviceModel``: one input tensor and one graph per lane."""
+
+    def __init__(self, backend: TorchBackend) -> None:
+        self.backend = backend
+
+    def open_lane(self, stream: int) -> TorchLane:
+        return TorchLane(self.backend, stream)
+
+
+class TorchLane:
+    """The model on one CUDA stream (``torch.cuda.ExternalStream``), with its own input.
+
+    ``enqueue`` runs the module eagerly on the stream; ``capture`` records a body that
+    calls it into a ``torch.cuda.CUDAGraph`` (its own memory pool, so lanes never share
+    activations) and replays it there: one launch instead of a few hundred kernels.
+    """
+
+    def __init__(self, backend: TorchBackend, stream: int) -> None:
+        torch = backend._torch
+        self._torch = torch
+        self._backend = backend
+        self.stream = stream
+        self._ext = torch.cuda.ExternalStream(stream, device=backend.device)
+        self._input = torch.zeros_like(backend._input)
+        self.input = DeviceTensor(
+            int(self._input.data_ptr()), tuple(self._input.shape), _np_dtype(self._input)
+        )
+        self._outputs: list[Any] = []  # keeps the last outputs alive (stream order)
+        # Warm up on this stream: lazy init, cuDNN/cuBLAS workspaces and the TorchScript
+        # profiling runs must not happen inside a capture or on the first part.
+        for _ in range(max(3, backend.model.engine.warmup_runs)):
+            self.enqueue()
+        self._ext.synchronize()
+
+    def enqueue(self) -> list[DeviceTensor]:
+        torch = self._torch
+        try:
+            with torch.cuda.stream(self._ext), torch.inference_mode():
+                out = self._backend._module(self._input)
+                outs = [o.contiguous() for o in (out if isinstance(out, (list, tuple)) else [out])]
+        except RuntimeError as exc:  # torch reports CUDA failures as RuntimeError
+            from inspector.nvidia import driver
+
+            driver.count_failure()
+            raise BackendError(f"torch on the lane's stream failed: {exc}") from exc
+        self._outputs = outs
+        return [DeviceTensor(int(o.data_ptr()), tuple(o.shape), _np_dtype(o)) for o in outs]
+
+    def capture(self, body: Callable[[], None]) -> TorchGraph:
+        if not self._backend._cuda_graph:
+            raise BackendError("engine.cuda_graph is off")
+        torch = self._torch
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, stream=self._ext):
+                body()
+        except RuntimeError as exc:
+            raise BackendError(f"CUDA graph capture failed: {exc}") from exc
+        # The outputs captured in the graph live in its pool; keep them referenced.
+        return TorchGraph(graph, self._ext, list(self._outputs))
+
+    def close(self) -> None:
+        self._outputs = []
+
+
+class TorchGraph:
+    """A captured torch CUDA graph, replayed on its lane's stream."""
+
+    def __init__(self, graph: Any, stream: Any, keep: list[Any]) -> None:
+        self._graph, self._stream, self._keep = graph, stream, keep
+        import torch
+
+        self._torch = torch
+
+    def launch(self) -> None:
+        try:
+            with self._torch.cuda.stream(self._stream):
+                self._graph.replay()
+        except RuntimeError as exc:
+            from inspector.nvidia import driver
+
+            driver.count_failure()
+            raise BackendError(f"CUDA graph replay failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._graph, self._keep = None, []
+
+
+def _np_dtype(tensor: Any) -> str:
+    """numpy name of a torch tensor's dtype (``torch.float16`` → ``"float16"``)."""
+    return str(tensor.dtype).removeprefix("torch.")

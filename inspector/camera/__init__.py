@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inspector.camera.base import Camera
+from inspector.camera.base import Camera, FrameAllocator
 from inspector.config import CameraConfig
 from inspector.errors import CameraError, ConfigError, FrameError
 from inspector.registry import Registry
@@ -30,12 +30,13 @@ CAMERAS = Registry(
 DEFAULT_HW = (1024, 1280)
 
 
-def open_camera(cfg: CameraConfig) -> Camera:
-    """Build (not yet open) the camera source named by ``cfg.type``."""
+def open_camera(cfg: CameraConfig, *, alloc: FrameAllocator | None = None) -> Camera:
+    """Build (not yet open) the camera source named by ``cfg.type``; its frames land in
+    memory from ``alloc`` (the GPU's pinned frame pool) when one is given."""
     if cfg.type == "folder" and cfg.folder is None:
         raise ConfigError("camera.type is 'folder' but camera.folder is missing")
     settings = {"sim": cfg.sim, "folder": cfg.folder, "genicam": cfg.genicam}[cfg.type]
-    camera: Camera = CAMERAS.load(cfg.type)(settings)
+    camera: Camera = CAMERAS.load(cfg.type)(settings, alloc=alloc)
     return camera
 
 

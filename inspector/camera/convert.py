@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from inspector.camera.base import FrameAllocator, host_frame
 from inspector.errors import FrameError
 
 # ------------------------------------------------------------------ pixel formats
@@ -79,13 +80,16 @@ def convert(
     pixel_format: str,
     *,
     x_padding: int = 0,
+    alloc: FrameAllocator | None = None,
 ) -> tuple[npt.NDArray[np.uint8], str]:
     """Copy one delivered buffer into a new 8-bit image; returns (image, pixel format).
 
     ``data`` is the flat component array as harvesters delivers it (it may be a view on
     the producer's memory: the result never is). ``x_padding`` is the number of padding
-    *bytes* at the end of each line. A buffer whose size does not match the announced
-    geometry is damaged: FrameError, so it is never inferred on.
+    *bytes* at the end of each line. The image is allocated by ``alloc`` when given (the
+    GPU's pinned frame pool: the one copy lands where the GPU reads it). A buffer whose
+    size does not match the announced geometry is damaged: FrameError, so it is never
+    inferred on.
     """
     layout = layout_of(pixel_format)
     want_dtype = np.uint8 if layout.depth == 8 else np.uint16
@@ -97,7 +101,7 @@ def convert(
     if width < 2 or height < 2:
         raise FrameError(f"{pixel_format} buffer has an implausible size {width}x{height}")
     view = _image_view(data, width, height, layout, x_padding, pixel_format)
-    out = np.empty(view.shape[:2] + ((3,) if view.ndim == 3 else ()), np.uint8)
+    out = (alloc or host_frame)(view.shape[:2] + ((3,) if view.ndim == 3 else ()))
     if layout.channels == 4:
         # Dropping alpha: OpenCV's SIMD loop is ~100x numpy's strided copy (same bytes).
         cv2.cvtColor(view.view(np.uint8), cv2.COLOR_RGBA2RGB, dst=out)
@@ -117,6 +121,7 @@ def convert_raw(
     pixel_format: str,
     *,
     x_padding: int = 0,
+    alloc: FrameAllocator | None = None,
 ) -> tuple[npt.NDArray[np.uint8], str]:
     """Like ``convert``, from the producer's raw bytes (little-endian PFNC layout).
 
@@ -130,8 +135,10 @@ def convert_raw(
     if not layout.packing:
         if layout.depth > 8:
             raw = raw[: raw.size - raw.size % 2]
-            return convert(raw.view("<u2"), width, height, pixel_format, x_padding=x_padding)
-        return convert(raw, width, height, pixel_format, x_padding=x_padding)
+            return convert(
+                raw.view("<u2"), width, height, pixel_format, x_padding=x_padding, alloc=alloc
+            )
+        return convert(raw, width, height, pixel_format, x_padding=x_padding, alloc=alloc)
     group_px, group_bytes = (4, 5) if layout.packing == "p" and layout.depth == 10 else (2, 3)
     if width % group_px or width < 2 or height < 2:
         raise FrameError(f"{pixel_format} width {width} is not whole {group_px}-pixel groups")
@@ -142,7 +149,7 @@ def convert_raw(
             f"(needs {line * height})"
         )
     flat = np.ascontiguousarray(raw[: line * height])  # already contiguous: no copy
-    out = np.empty((height, width), np.uint8)
+    out = (alloc or host_frame)((height, width))
     _unpack_top8(flat, out, layout, line, group_bytes)
     return out, layout.out_format
 

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from inspector.camera.base import FrameAllocator
 from inspector.camera.header import read_header
 from inspector.config import FolderCameraConfig
 from inspector.errors import CameraError, ConfigError, FrameError
@@ -167,9 +168,12 @@ class FolderCamera:
     thread, or the replay loop).
     """
 
-    def __init__(self, cfg: FolderCameraConfig, name: str = "folder") -> None:
+    def __init__(
+        self, cfg: FolderCameraConfig, name: str = "folder", *, alloc: FrameAllocator | None = None
+    ) -> None:
         self.cfg = cfg
         self.name = name
+        self._alloc = alloc  # where decoded frames land (pinned memory on the GPU path)
         self._files: list[Path] | None = None
         self._truth: Truth | None = None
         self._next = 0
@@ -211,6 +215,10 @@ class FolderCamera:
         image = read_image(
             path, cfg.pixel_format, bit_depth=cfg.bit_depth, max_pixels=cfg.max_pixels
         )
+        if self._alloc is not None and image.dtype == np.uint8:  # one copy into the slot
+            slot = self._alloc(image.shape)
+            np.copyto(slot, image)
+            image = slot
         self._frame_id += 1
         return Frame(
             image=image,

@@ -33,6 +33,7 @@ import structlog
 
 from inspector import metrics
 from inspector.backoff import Backoff
+from inspector.camera.base import FrameAllocator
 from inspector.camera.convert import convert_raw
 from inspector.camera.genicam_nodes import (
     apply_features,
@@ -64,9 +65,11 @@ class GenicamCamera:
         *,
         on_state: StateCallback | None = None,
         name: str = "genicam",
+        alloc: FrameAllocator | None = None,
     ) -> None:
         self.name = name
         self.cfg = cfg
+        self._alloc = alloc  # the one copy out of the GenTL buffer lands here (pinned)
         self.stats = CameraStats()
         self._on_state = on_state
         self.state = CameraState.CLOSED
@@ -232,6 +235,7 @@ class GenicamCamera:
                 _info(raw, "height", height),
                 pixel_format,
                 x_padding=_info(raw, "padding_x", 0),
+                alloc=self._alloc,
             )
         except FrameError as exc:
             self.stats.damaged()

@@ -10,12 +10,21 @@ from pydantic import Field, field_validator, model_validator
 from inspector.config.base import Section
 from inspector.config.quality import QualityConfig
 
+#: Backends with a device path (``Backend.device_model``, backends/device.py), which
+#: ``preprocess.device: cuda`` feeds. ``tensorrt`` + ``cuda`` is the Jetson configuration;
+#: ``onnxruntime`` + ``cuda`` runs ONNX Runtime's CUDA provider (onnxruntime-gpu).
+DEVICE_BACKENDS = ("tensorrt", "torch", "onnxruntime")
+
 
 class PreprocessConfig(Section):
     """How a frame becomes the model's input tensor."""
 
     device: Literal["cpu", "cuda"] = Field(
-        "cpu", description="'cpu': OpenCV/numpy; 'cuda': the fused NVRTC kernel."
+        "cpu",
+        description="'cpu': OpenCV/numpy, then the backend's host path; 'cuda': the whole "
+        "part on the GPU (fused NVRTC kernel, the backend's device path, detector NMS on "
+        "the device), for backends tensorrt (the Jetson configuration), torch and "
+        "onnxruntime (CUDA provider, onnxruntime-gpu).",
     )
     resize: Literal["letterbox", "stretch"] = Field(
         "letterbox", description="Keep aspect ratio with padding, or stretch to the input size."
@@ -216,6 +225,15 @@ class ModelConfig(Section):
         default_factory=EngineConfig,
         description="Engine policy (tensorrt; cuda_graph and warm-up for torch).",
     )
+
+    @model_validator(mode="after")
+    def _device_path_exists(self) -> ModelConfig:
+        if self.preprocess.device == "cuda" and self.backend not in DEVICE_BACKENDS:
+            raise ValueError(
+                f"preprocess.device 'cuda' needs a backend with a device path "
+                f"{list(DEVICE_BACKENDS)}, not {self.backend!r}"
+            )
+        return self
 
     @field_validator("sha256")
     @classmethod

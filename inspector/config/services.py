@@ -16,7 +16,22 @@ class PipelineConfig(Section):
     queue_depth: int = Field(
         4, ge=1, le=64, description="Parts waiting for inference; a trigger beyond it is NG."
     )
-    frames_in_flight: int = Field(2, ge=1, le=8, description="GPU frames in flight (cuda).")
+    frames_in_flight: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Parts the worker keeps on the GPU at once (models with preprocess.device "
+        "'cuda'): it submits the next part before collecting the oldest; verdicts are still "
+        "published in trigger order.",
+    )
+    gpu_keepalive_ms: float = Field(
+        10.0,
+        ge=0,
+        le=1000,
+        description="While no part waits, replay the model on the GPU this often, so a part "
+        "after an idle gap gets the latency of one back to back (clocks up, caches warm); "
+        "0 turns it off. Models with preprocess.device 'cuda' only.",
+    )
     cpus: tuple[int, ...] = Field(
         (),
         description="CPUs the pipeline's threads (acquisition, inference worker, publisher) "

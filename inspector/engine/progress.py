@@ -2,7 +2,7 @@
 
 Builds take minutes on an Orin. ``BuildProgress`` receives the monitor's calls
 (``phase_start``, ``step_complete``, ``phase_finish``; the TensorRT subclass in
-``trt_build.py`` only forwards them), prints one line per phase and throttled step
+``trt_api.py`` only forwards them), prints one line per phase and throttled step
 lines, and calls ``keepalive`` at most every ``keepalive_s`` so a start-time build can
 extend systemd's start timeout. TensorRT calls the monitor from several threads.
 """

@@ -211,6 +211,18 @@ class DetectionPostprocessor:
 
     def __call__(self, outputs: list[FloatArray], geometry: Geometry) -> list[Finding]:
         boxes, scores, class_ids = self.candidates(outputs)
+        return self.findings(boxes, scores, class_ids, geometry)
+
+    def findings(
+        self,
+        boxes: FloatArray,
+        scores: FloatArray,
+        class_ids: npt.NDArray[np.intp],
+        geometry: Geometry,
+    ) -> list[Finding]:
+        """Final boxes (model-input xyxy, after NMS) as findings in frame pixels: the
+        tail of the CPU path, and of the device path, which runs NMS on the GPU
+        (``gpu/detect.py``)."""
         if len(scores) == 0:
             return []
         frame_boxes = geometry.to_frame(np.ascontiguousarray(boxes, np.float32))

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
+from inspector.camera.base import FrameAllocator
 from inspector.config import SimCameraConfig
 from inspector.errors import CameraError, ConfigError
 from inspector.sim.render import DEFECT_CLASSES, U8, render_bgr, render_part
@@ -54,9 +56,12 @@ class SimCamera:
     Single consumer: ``grab`` is called from the pipeline's acquisition thread only.
     """
 
-    def __init__(self, cfg: SimCameraConfig, name: str = "sim") -> None:
+    def __init__(
+        self, cfg: SimCameraConfig, name: str = "sim", *, alloc: FrameAllocator | None = None
+    ) -> None:
         self.cfg = cfg
         self.name = name
+        self._alloc = alloc  # where the pool lives (the GPU's pinned frames, when given)
         self._pool: list[tuple[U8, tuple[Label, ...]]] | None = None
         self._frame_id = 0
 
@@ -65,6 +70,10 @@ class SimCamera:
         pool = []
         for index in range(self.cfg.pool_size):
             image, labels = render_part(self.cfg.seed, index, self.cfg)
+            if self._alloc is not None:  # render once, into the buffer the GPU reads
+                slot = self._alloc(image.shape)
+                np.copyto(slot, image)
+                image = slot
             image.flags.writeable = False  # served to many parts; nobody may draw on it
             pool.append((image, labels))
         self._pool = pool

@@ -10,7 +10,6 @@ image to uint8; the kernel keeps the exact interpolation).
 
 from __future__ import annotations
 
-import ctypes
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 
 from inspector.config import PreprocessConfig
-from inspector.errors import BackendError, FrameError
+from inspector.errors import BackendError
 from inspector.preprocess.cpu import PIXEL_FORMATS, preprocess
 
 pytestmark = pytest.mark.gpu
@@ -47,7 +46,7 @@ def _err_01(gpu: np.ndarray, cpu: np.ndarray, cfg: PreprocessConfig) -> float:
 def test_gpu_matches_cpu(fmt: str, resize: str, fp16: bool) -> None:
     from inspector.preprocess.cuda import preprocess_once
 
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(7)
     cfg = PreprocessConfig(resize=resize)
     for h, w, mh, mw in SIZES:
         image = _frame(rng, fmt, h, w)
@@ -63,7 +62,7 @@ def test_gpu_matches_cpu(fmt: str, resize: str, fp16: bool) -> None:
 def test_gpu_matches_cpu_with_mean_std_and_bgr(fmt: str) -> None:
     from inspector.preprocess.cuda import preprocess_once
 
-    rng = np.random.default_rng(12)
+    rng = np.random.default_rng(8)
     cfg = PreprocessConfig(
         channel_order="BGR", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), pad_value=0
     )
@@ -73,67 +72,7 @@ def test_gpu_matches_cpu_with_mean_std_and_bgr(fmt: str) -> None:
     assert _err_01(out, ref, cfg) <= TOL
 
 
-@pytest.mark.parametrize("staging", [True, False])
-def test_ring_of_frames_in_flight_keeps_each_frame(staging: bool) -> None:
-    """Three slots, a side copy stream, six frames enqueued before one sync: each output
-    must be its own frame's (a slot reused too early would show another frame)."""
-    import torch
-
-    from inspector.nvidia import driver as cu
-    from inspector.preprocess.cuda import CudaPreprocessor
-
-    cfg = PreprocessConfig()
-    rng = np.random.default_rng(13)
-    stream = cu.stream_create()
-    pre = CudaPreprocessor(
-        "BayerRG8",
-        (480, 640),
-        (256, 320),
-        cfg,
-        stream,
-        fp16=False,
-        frames_in_flight=3,
-        stage_on_side_stream=staging,
-    )
-    try:
-        assert pre.copy_stream != stream
-        frames = [_frame(rng, "BayerRG8", 480, 640) for _ in range(6)]
-        outs = [torch.full((1, 3, 256, 320), float("nan"), device="cuda") for _ in frames]
-        torch.cuda.synchronize()
-        slow = torch.cuda.ExternalStream(stream)
-        for frame, out in zip(frames, outs, strict=True):
-            slot = pre.upload(frame)
-            # Hold the pipeline stream back (as a long model would), so the side stream
-            # runs ahead: a staging tensor rewritten before its copy-out would show.
-            with torch.cuda.stream(slow):
-                torch.cuda._sleep(2_000_000)
-            pre.run(out.data_ptr(), slot)
-        cu.stream_sync(stream)
-        for frame, out in zip(frames, outs, strict=True):
-            ref, _ = preprocess(frame, "BayerRG8", (256, 320), cfg)
-            assert _err_01(out.cpu().numpy(), ref, cfg) <= TOL
-        times = pre.stage_ns(0)
-        assert times["h2d"] > 0 and times["preprocess"] > 0
-    finally:
-        pre.close()
-        cu.stream_destroy(stream)
-
-
-def test_wrong_frame_is_a_frame_error() -> None:
-    from inspector.nvidia import driver as cu
-    from inspector.preprocess.cuda import CudaPreprocessor
-
-    stream = cu.stream_create()
-    pre = CudaPreprocessor("Mono8", (100, 120), (64, 64), PreprocessConfig(), stream, fp16=True)
-    try:
-        with pytest.raises(FrameError):
-            pre.upload(np.zeros((100, 121), np.uint8))
-    finally:
-        pre.close()
-        cu.stream_destroy(stream)
-
-
-def test_cuda_error_is_a_named_backend_error() -> None:
+def test_cuda_error_is_a_named_backend_error_and_counted() -> None:
     """A failing CUDA call raises BackendError named after the CUDA error, and counts."""
     from inspector.nvidia import driver as cu
     from inspector.preprocess.cuda import CudaPreprocessor
@@ -143,10 +82,10 @@ def test_cuda_error_is_a_named_backend_error() -> None:
     with pytest.raises(BackendError, match=r"CUDA_ERROR_(OUT_OF_MEMORY|INVALID_VALUE)"):
         cu.mem_alloc(1 << 52)
     stream = cu.stream_create()
-    pre = CudaPreprocessor("Mono8", (64, 64), (32, 32), PreprocessConfig(), stream, fp16=False)
+    pre = CudaPreprocessor("Mono8", (64, 64), (32, 32), PreprocessConfig(), fp16=False)
     try:  # a launch the driver refuses: 4096 threads per block
         with pytest.raises(BackendError, match="CUDA_ERROR_INVALID_VALUE"):
-            cu.launch(pre._fn, (1, 1, 1), (4096, 1, 1), stream, ctypes.addressof(pre._argv))
+            cu.launch(pre._fn, (1, 1, 1), (4096, 1, 1), stream, pre._args.pointer)
     finally:
         pre.close()
         cu.stream_destroy(stream)
@@ -160,11 +99,9 @@ from inspector.errors import BackendError
 from inspector.nvidia import driver as cu
 from inspector.preprocess.cuda import CudaPreprocessor
 stream = cu.stream_create()
-pre = CudaPreprocessor(
-    "Mono8", (64, 64), (32, 32), PreprocessConfig(), stream, fp16=False, frames_in_flight=1
-)  # one stream: the kernel itself writes the model input (no staging copy)
-slot = pre.upload(np.zeros((64, 64), np.uint8))
-pre.run(0x10, slot)  # writes through a bogus device pointer
+pre = CudaPreprocessor("Mono8", (64, 64), (32, 32), PreprocessConfig(), fp16=False)
+frame = cu.PinnedArray((64, 64), "uint8")
+pre.enqueue(frame.ptr, 0, 0x10, stream)  # writes through a bogus device pointer
 try:
     cu.stream_sync(stream)
 except BackendError as exc:

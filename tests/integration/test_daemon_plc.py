@@ -58,7 +58,9 @@ logging: {{per_part: false}}
     assert all(r.trigger.source == "plc" for r in results)
     # Ground truth: no defective sim part ever got OK (0 escapes).
     judged = [r for r in results if r.frame is not None and r.frame.truth is not None]
-    assert len(judged) >= 0.9 * len(results)
+    assert judged, "no part was inspected"
+    # An OK is only ever given to a part that was inspected (timeouts carry no frame).
+    assert all(r.frame is not None for r in results if r.verdict.ok)
     escapes = [r.trigger.part_id for r in judged if r.verdict.ok and r.frame.truth]  # type: ignore[union-attr]
     assert escapes == [], escapes
 

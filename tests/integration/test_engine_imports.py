@@ -1,5 +1,6 @@
-"""``import inspector``, the TensorRT backend module and the CPU daemon never import
-TensorRT, CUDA or torch (checked in fresh interpreters, via ``sys.modules``)."""
+"""``import inspector``, the TensorRT backend module, the device path's modules and the
+CPU daemon never import TensorRT, CUDA or torch (checked in fresh interpreters, via
+``sys.modules``): CUDA is imported only when a model runs on the device."""
 
 from __future__ import annotations
 
@@ -37,7 +38,10 @@ def test_package_and_engine_modules_import_nothing_heavy(tmp_path: Path) -> None
     body = """
 import inspector
 import inspector.backends.tensorrt, inspector.engine_cli, inspector.engine.build
-import inspector.engine.trt_build, inspector.engine.cudart, inspector.engine.golden
+import inspector.engine.trt_api, inspector.engine.golden
+import inspector.nvidia.driver, inspector.gpu.runner, inspector.gpu.detect, inspector.gpu.pinned
+import inspector.preprocess.cuda, inspector.backends.device, inspector.backends.torch
+import inspector.backends.onnxruntime_cuda, inspector.inflight
 from inspector.backends import backend_class
 assert backend_class("tensorrt").__name__ == "TensorRTBackend"
 from inspector.cli import build_parser

@@ -19,7 +19,7 @@ def trig(seq: int, budget_ms: float = 30.0) -> Trigger:
 
 
 def run(ledger: Ledger) -> threading.Thread:
-    t = threading.Thread(target=ledger.run)
+    t = threading.Thread(target=ledger.run, daemon=True)  # a failed test must not hang exit
     t.start()
     return t
 

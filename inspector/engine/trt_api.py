@@ -1,12 +1,17 @@
-"""The TensorRT builder calls, and nothing else (thin; never executed in this project).
+"""Every call into the ``tensorrt`` module, and nothing else (thin).
 
-``compile_plan`` parses the ONNX, applies a ``BuildPlan`` (flags, strong typing, DLA,
-workspace, profiles, timing cache, INT8 calibrator) and returns the serialized plan.
+Build: ``compile_plan`` parses the ONNX, applies a ``BuildPlan`` (flags, strong typing,
+DLA, workspace, profiles, timing cache, INT8 calibrator) and returns the serialized
+plan. Run: ``deserialize``, ``create_context``, ``bind_address`` and ``enqueue`` are the
+backend's calls (``backends/tensorrt.py``); ``engine_information`` is ``engine inspect``'s.
+``bindings.py`` reads an engine's I/O tensors through the ``EngineLike`` protocol.
 ``CapturingLogger`` keeps TensorRT's messages so failures can be explained
 (``diagnose.py``). Everything decided before the build lives in ``options.py``;
 everything after it (hashes, golden check, manifest) in ``build.py``.
 
-Targets the TensorRT 10.3+ Python API (JetPack 6) and 11.x. TensorRT is imported
+Targets the TensorRT 10.3+ Python API (JetPack 6) and 11.x; docs/tensorrt.md lists every
+call with its source. Never executed against real TensorRT in this project: the tests
+run it against a strict test double (tests/support/trt_double.py). TensorRT is imported
 inside functions: importing this module never imports it.
 """
 
@@ -78,7 +83,7 @@ def make_progress_monitor(trt: Any, progress: BuildProgress) -> Any:
 
 def make_calibrator(trt: Any, batches: Sequence[np.ndarray[Any, Any]], cache: Path) -> Any:
     """An INT8 entropy calibrator (TensorRT 10; removed in 11) over preprocessed batches."""
-    from inspector.engine import cudart
+    from inspector.nvidia import driver
 
     class Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]  # untyped base
         def __init__(self) -> None:
@@ -86,9 +91,10 @@ def make_calibrator(trt: Any, batches: Sequence[np.ndarray[Any, Any]], cache: Pa
             self._batches = list(batches)
             self._next = 0
             shape = tuple(int(d) for d in self._batches[0].shape) if self._batches else (1,)
-            self._host = cudart.PinnedBuffer(shape, "float32")
-            self._device = cudart.DeviceBuffer(self._host.nbytes)
-            self._stream = cudart.Stream()
+            driver.make_current(0)
+            self._host = driver.PinnedArray(shape, "float32")
+            self._device = driver.DeviceBuffer(self._host.nbytes)
+            self._stream = driver.stream_create(0)
 
         def get_batch_size(self) -> int:
             return 1
@@ -98,10 +104,10 @@ def make_calibrator(trt: Any, batches: Sequence[np.ndarray[Any, Any]], cache: Pa
                 return None
             self._host.array[...] = self._batches[self._next]
             self._next += 1
-            cudart.copy_htod_async(
+            driver.copy_htod_async(
                 self._device.ptr, self._host.ptr, self._host.nbytes, self._stream
             )
-            self._stream.sync()
+            driver.stream_sync(self._stream)
             return [self._device.ptr]
 
         def read_calibration_cache(self) -> bytes | None:
@@ -111,8 +117,9 @@ def make_calibrator(trt: Any, batches: Sequence[np.ndarray[Any, Any]], cache: Pa
             atomic_write(cache, bytes(data))
 
         def close(self) -> None:
-            for r in (self._host, self._device, self._stream):
-                r.close()
+            self._host.close()
+            self._device.close()
+            driver.stream_destroy(self._stream)
 
     return Calibrator()
 
@@ -195,3 +202,34 @@ def compile_plan(
 
 def tensorrt_version() -> str:
     return str(import_tensorrt().__version__)
+
+
+# ------------------------------------------------------------------------------ runtime
+def deserialize(trt: Any, logger: Any, data: bytes, dla_core: int | None) -> tuple[Any, Any]:
+    """``(runtime, engine)``; the engine is None when TensorRT refused the plan (the
+    logger holds why). The runtime must outlive the engine."""
+    runtime = trt.Runtime(logger)
+    if dla_core is not None:  # a DLA plan runs on the core the runtime names
+        runtime.DLA_core = dla_core
+    return runtime, runtime.deserialize_cuda_engine(data)
+
+
+def create_context(engine: Any) -> Any:
+    """A new execution context (own activation memory); None if TensorRT could not."""
+    return engine.create_execution_context()
+
+
+def bind_address(context: Any, name: str, ptr: int) -> bool:
+    """Point tensor ``name`` of ``context`` at device memory ``ptr``."""
+    return bool(context.set_tensor_address(name, ptr))
+
+
+def enqueue(context: Any, stream: int) -> bool:
+    """Enqueue the engine on ``stream`` (an int CUDA stream handle); no sync."""
+    return bool(context.execute_async_v3(stream))
+
+
+def engine_information(trt: Any, engine: Any) -> str:
+    """The engine inspector's layer information as JSON text."""
+    inspector = engine.create_engine_inspector()
+    return str(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
