@@ -28,7 +28,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) .cache/bin/promtool .cache/bin/prometheus .cache/bin/mosquitto systemd-tools
+unit: $(STAMP) .cache/bin/promtool .cache/bin/prometheus .cache/bin/chromium .cache/bin/mosquitto systemd-tools
 	$(BIN)/python -m pytest -m "not gpu and not tensorrt" -q
 
 # promtool (metrics lint, alert-rule unit tests) and the prometheus server (the
@@ -40,6 +40,10 @@ unit: $(STAMP) .cache/bin/promtool .cache/bin/prometheus .cache/bin/mosquitto sy
 systemd-tools:
 	@command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null || \
 	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends systemd >/dev/null; }
+
+# Debian's chromium for the web page's browser test (driven by Playwright, no download)
+.cache/bin/chromium:
+	tools/get-chromium.sh
 
 # The MQTT tests start their own mosquitto (Debian package) on a free loopback port.
 .cache/bin/mosquitto:

@@ -29,6 +29,8 @@ restarts us):
 | inspector-worker | ``inspect_part`` per frame; publishes in order | pipeline stop, queue empty |
 | inspector-publisher | deadlines; parts closed by trigger/acquisition | ledger ``finish`` |
 | inspector-sink-<name> | one slow sink each (log, archive, …) | its ``close`` after the drain |
+| inspector-hmi-server | the web page's asyncio loop (``hmi/server.py``) | ``Hmi.close`` |
+| inspector-hmi-encoder | the web page's JPEGs and messages, ≤ max_fps | ``Hmi.close`` |
 | inspector-mqtt-spool, -mqtt, -opcua | plant sinks (``plant/``) | ``plant.close`` after drain |
 | inspector-log | writes log lines to stdout | process exit (daemon thread) |
 | metrics HTTP | ``/metrics`` (prometheus_client's own server thread) | ``metrics_server.stop`` |
@@ -66,6 +68,7 @@ from inspector.trigger import InternalTrigger, TriggerSource
 from inspector.types import Frame, Trigger
 
 if TYPE_CHECKING:
+    from inspector.hmi.server import Hmi
     from inspector.plc.link import PlcLink
 
 log = get_logger(__name__)
@@ -182,6 +185,7 @@ class App:
         self.queued_sinks: list[QueuedSink] = []
         self.error_streak = ErrorStreak()  # parts in a row NG error: faults the station
         self.plant: Plant | None = None  # MQTT and OPC UA (inspector/plant/)
+        self.hmi: Hmi | None = None  # the station web page, when cfg.hmi.enabled
         self._link_stop = threading.Event()  # the PLC link outlives the pipeline's drain
         self._trigger_stop = threading.Event()
         self._trigger_thread: threading.Thread | None = None
@@ -313,7 +317,7 @@ class App:
         if cfg.logging.per_part:
             slow.append(QueuedSink(LogSink(cfg.logging), "log"))
         if cfg.archive.enabled:
-            archive = Archive(cfg.archive)
+            archive = Archive(cfg.archive, model_hash=self.model_hash, config_hash=self.config_hash)
             archive.start()  # never raises: an unwritable archive is off, with a fault flag
             slow.append(
                 QueuedSink(archive, "archive", wants=archive.wants, on_drop=archive.count_dropped)
@@ -322,6 +326,14 @@ class App:
             queued.start(self.supervisor)
             self.queued_sinks.append(queued)
             sinks.append(queued)
+        # ---- the station web page (issue 16): an inline sink that only swaps a slot;
+        # its server and encoder threads restart themselves and never fault the daemon.
+        if cfg.hmi.enabled:
+            from inspector.hmi import open_hmi
+
+            self.hmi = open_hmi(cfg, model_hash=self.model_hash, config_hash=self.config_hash)
+            self.hmi.start(self.supervisor)
+            sinks.append(self.hmi.sink)
         return sinks
 
     def _start_trigger(self, trigger: TriggerSource) -> None:
@@ -483,6 +495,9 @@ class App:
         for sink in self.queued_sinks:
             left = max(0.05, STOP_BUDGET_S - 0.2 - (time.monotonic() - t0))
             self._close_quietly(f"sink-{sink.name}", partial(sink.close, left))
+        if self.hmi is not None:
+            left = max(0.05, min(0.5, STOP_BUDGET_S - 0.1 - (time.monotonic() - t0)))
+            self._close_quietly("hmi", partial(self.hmi.close, left))
         if "camera" in self._started:
             self._close_quietly("camera", self.camera.close)
         for recipe in self.recipes.values():

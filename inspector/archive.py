@@ -22,7 +22,11 @@ sidecar, and both are renamed into place, the sidecar last; any failure removes 
 was written. So a sidecar never exists without its image. Opening the directory
 deletes orphans (a PNG without its sidecar, a sidecar without its PNG, temporary files
 of an interrupted write); pruning deletes the oldest pairs past ``max_files``. File
-names carry the wall-clock time, the part id and the reason, so name order is age order.
+names carry the wall-clock time, the part id and the reason, so name order is age order;
+``parse_name`` reads them back (the web page's gallery). The sidecar is the part's one
+JSON shape (``sinks.part_record``: part id, trigger sequence, findings, timings) plus
+the pixel format, the wall-clock time and the model and config fingerprints in force,
+so an archived image traces back to what judged it.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ import bisect
 import contextlib
 import json
 import os
+import re
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -41,13 +47,35 @@ from inspector import metrics
 from inspector.config import ArchiveConfig
 from inspector.logging import RateLimitedLog, get_logger
 from inspector.sinks import part_record
-from inspector.types import Frame, PartResult
+from inspector.types import PartResult
 
 log = get_logger(__name__)
 #: A full disk stays full for a while: one line a minute says so (with a suppressed count).
 _errors = RateLimitedLog(log, period_s=60.0)
 
 _TMP = ".tmp"
+
+#: ``<UTC stamp>_<part_id>_<reason>`` (+ ``.png`` / ``.json``): the only names the archive writes.
+NAME_PATTERN = re.compile(r"(?P<stamp>\d{8}T\d{6})_(?P<part_id>\d{10})_(?P<reason>[a-z_]{1,32})")
+STAMP_FORMAT = "%Y%m%dT%H%M%S"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveName:
+    """What an archive file name says: when (UTC), which part, why NG."""
+
+    stem: str
+    stamp: str
+    part_id: int
+    reason: str
+
+
+def parse_name(stem: str) -> ArchiveName | None:
+    """Read an archive file stem (no suffix); None for anything the archive did not name."""
+    m = NAME_PATTERN.fullmatch(stem)
+    if m is None:
+        return None
+    return ArchiveName(stem, m["stamp"], int(m["part_id"]), m["reason"])
 
 
 class Archive:
@@ -58,8 +86,9 @@ class Archive:
     on_drop=archive.count_dropped)``.
     """
 
-    def __init__(self, cfg: ArchiveConfig) -> None:
+    def __init__(self, cfg: ArchiveConfig, *, model_hash: str = "", config_hash: str = "") -> None:
         self.cfg = cfg
+        self.fingerprints = {"model_hash": model_hash, "config_hash": config_hash}
         #: Stems (path without suffix) of complete image+sidecar pairs, oldest first.
         self._kept: deque[Path] = deque()
         self._open_dir = False  # the directory is listed and writes are tried
@@ -101,7 +130,7 @@ class Archive:
             self._count("failed")
             return
         try:
-            stem = self._save(result.frame, result)
+            stem = self._save(result)
         except (OSError, cv2.error) as exc:
             self._count("failed")
             self._go_off("archive_write_failed", exc)
@@ -168,18 +197,28 @@ class Archive:
             log.warning("archive_orphans_removed", count=len(orphans))
         return sorted(pngs & jsons)
 
-    def _save(self, frame: Frame, result: PartResult) -> Path:
+    def _save(self, result: PartResult) -> Path:
         """Write the image and its sidecar as a pair; on any failure, neither remains."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        part_id, reason = result.trigger.part_id, result.verdict.reason.value
-        stem = self.cfg.dir / f"{stamp}_{part_id:010d}_{reason}"
+        frame, part_id, verdict = result.frame, result.trigger.part_id, result.verdict
+        assert frame is not None  # wants() checked it
+        now = time.time()
+        stamp = time.strftime(STAMP_FORMAT, time.gmtime(now))
+        stem = self.cfg.dir / f"{stamp}_{part_id:010d}_{verdict.reason.value}"
         image = frame.image[:, :, ::-1] if frame.pixel_format == "RGB8" else frame.image
         ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:
             raise OSError(f"cannot encode a {frame.pixel_format} frame of {image.shape} as PNG")
-        # The log's field names (part_record), plus what only the archive knows.
-        image_name = stem.with_suffix(".png").name
-        meta = {**part_record(result), "image": image_name, "pixel_format": frame.pixel_format}
+        meta = {
+            **part_record(result),
+            "image": stem.with_suffix(".png").name,
+            "detail": verdict.detail,
+            "pixel_format": frame.pixel_format,
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+            "wall_time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            + f".{int(now % 1 * 1000):03d}Z",
+            **self.fingerprints,
+        }
         files = [
             (stem.with_suffix(".png"), png.tobytes()),
             (stem.with_suffix(".json"), json.dumps(meta).encode()),

@@ -363,6 +363,30 @@ CAMERA_STALE_FRAMES = Counter(
     registry=REGISTRY,
 )
 
+# ------------------------------------------------ station web page (issue 16, hmi/)
+HMI_CLIENTS = Gauge(
+    "inspector_hmi_clients",
+    "Live streams (browser tabs) connected to the station web page.",
+    registry=REGISTRY,
+)
+HMI_FRAMES_ENCODED = Counter(
+    "inspector_hmi_frames_encoded_total",
+    "Live images encoded for the web page (once per image, whatever the number of clients).",
+    registry=REGISTRY,
+)
+HMI_CLIENTS_DROPPED = Counter(
+    "inspector_hmi_clients_dropped_total",
+    "Web page clients disconnected or refused, by reason (slow, too_many).",
+    ["reason"],
+    registry=REGISTRY,
+)
+HMI_RESTARTS = Counter(
+    "inspector_hmi_restarts_total",
+    "Web page components (server, encoder) restarted after a crash; the line goes on.",
+    ["component"],
+    registry=REGISTRY,
+)
+
 # ------------------------------- inputs: image-quality gate, inspection errors, archive
 IMAGE_QUALITY_REJECTS = Counter(
     "inspector_image_quality_rejects_total",
@@ -480,9 +504,19 @@ def configure(cycle_budget_ms: float) -> None:
     precreate_labels()
 
 
+_state_now = STATES[0]
+
+
 def set_state(state: int) -> None:
     """``inspector_state`` from a STATE register value (0 boot … 4 offline)."""
-    STATE.state(STATES[state])
+    global _state_now
+    _state_now = STATES[state]
+    STATE.state(_state_now)
+
+
+def current_state() -> str:
+    """The state last set with ``set_state`` (boot, ready, busy, fault, offline)."""
+    return _state_now
 
 
 CYCLE_BUDGET.set(DEFAULT_BUDGET_MS / 1000)

@@ -7,7 +7,8 @@ config that passes check-config does not crash-loop at start, and one that would
 refused with exit 78 and one line per problem naming the key — never a traceback.
 
 Checks, in the order a part flows:
-* camera: the extras it needs are installed; its files and folders exist;
+* camera: the extras it needs are installed; its files and folders exist; the web page's
+  extra (``hmi``) when the page is enabled;
 * models: each file exists and is readable; the backend's extras are installed; host
   (ONNX Runtime, CPU) models are loaded and their outputs fitted to their family;
 * rules: every class name used in the rules exists in a model of the recipe (a
@@ -38,6 +39,7 @@ BACKEND_EXTRAS = {
     "tensorrt": (("tensorrt", "cuda"), "tensorrt"),
 }
 CUDA_PREPROCESS_EXTRAS = (("cuda",), "gpu")
+HMI_EXTRAS = (("aiohttp",), "hmi")
 PLANT_EXTRAS = {"mqtt": (("paho",), "mqtt"), "opcua": (("asyncua",), "opcua")}
 
 
@@ -88,6 +90,8 @@ def check_environment(cfg: Config) -> list[str]:
     for r_i, recipe in enumerate(cfg.recipes):
         for m_i, model in enumerate(recipe.models):
             problems += _model_file_problems(model, f"recipes[{r_i}].models[{m_i}]")
+    if cfg.hmi.enabled:
+        problems.append(_extra_problem("hmi.enabled", *HMI_EXTRAS) or "")
     return [p for p in problems + _plant_problems(cfg) if p]
 
 

@@ -8,8 +8,8 @@ fails closed.
 
 The package reads like the config file: ``line``, ``camera``, ``models`` (recipes,
 models, rules), ``plc``, ``services`` (pipeline, metrics, logging, archive), ``plant``
-(mqtt, opcua), then
-``root`` (the whole file and its cross-section checks) and ``load`` (YAML → Config).
+(mqtt, opcua), ``hmi`` (the station web page), then ``root`` (the whole file and its
+cross-section checks) and ``load`` (YAML → Config).
 Import what you need from here.
 """
 
@@ -24,6 +24,7 @@ from inspector.config.camera import (
     SimCameraConfig,
     SimDefectConfig,
 )
+from inspector.config.hmi import HmiBasicAuthConfig, HmiConfig
 from inspector.config.line import LineConfig, TriggerConfig
 from inspector.config.load import (
     DEFAULT_CONFIG_PATH,
@@ -70,6 +71,8 @@ __all__ = [
     "Family",
     "FolderCameraConfig",
     "GenicamCameraConfig",
+    "HmiBasicAuthConfig",
+    "HmiConfig",
     "LineConfig",
     "LoggingConfig",
     "MetricsConfig",

@@ -6,6 +6,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from inspector.config.base import Section
 from inspector.config.camera import CameraConfig
+from inspector.config.hmi import HmiConfig
 from inspector.config.line import LineConfig, TriggerConfig
 from inspector.config.models import RecipeConfig
 from inspector.config.plant import MqttConfig, OpcUaConfig, check_topic_level
@@ -29,6 +30,7 @@ class Config(Section):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig, description="NG archive.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Results to MQTT.")
     opcua: OpcUaConfig = Field(default_factory=OpcUaConfig, description="OPC UA server.")
+    hmi: HmiConfig = Field(default_factory=HmiConfig, description="Station web page.")
 
     #: ``config_hash`` of the config as written (set by ``parse_config``, before paths
     #: are resolved against the file's directory and before command-line overrides);
