@@ -167,7 +167,13 @@ class App:
         trigger: TriggerSource | None = None,
         extra_sinks: Sequence[ResultSink] = (),
         serve_metrics: bool | None = None,
+        demo: bool = False,
     ) -> None:
+        if cfg.demo is not None and not demo:
+            raise ConfigError(
+                "demo: this config has a demo section (a simulated PLC), which only runs in "
+                "demo mode: `inspector run --demo`; remove it for a real line"
+            )
         self.cfg = cfg
         self.stop_event = threading.Event()
         self.supervisor = Supervisor(self.stop_event)
@@ -177,7 +183,7 @@ class App:
         self.trigger: TriggerSource | None = trigger
         self.extra_sinks = list(extra_sinks)
         self.plc: PlcLink | None = None  # when cfg.plc.enabled
-        self.plc_sim: Any = None  # the embedded PLC simulator (plc.simulator: true)
+        self.plc_sim: Any = None  # the embedded PLC simulator (demo.plc_simulator)
         self.serve_metrics = cfg.metrics.enabled if serve_metrics is None else serve_metrics
         self.metrics_server: metrics.MetricsServer | None = None
         self.recipes: dict[int, LoadedRecipe] = {}
@@ -286,7 +292,7 @@ class App:
         self._started.append("pipeline")
         self._step("trigger")
         self._start_trigger(trigger)
-        if self.plc is not None and self.plc_sim is None and self.cfg.plc.simulator:
+        if self.plc is not None and self.plc_sim is None and self._demo_plc:
             self._start_server_role_simulator()
         self._set_state(1)
         systemd.ready(f"inspecting on {cfg.line.name}")
@@ -374,14 +380,18 @@ class App:
     def _submit_nothing(trigger: Trigger) -> None:
         """A PLC link that only reports status (internal trigger) submits no parts."""
 
+    @property
+    def _demo_plc(self) -> bool:
+        return self.cfg.demo is not None and self.cfg.demo.plc_simulator
+
     def _start_plc(self) -> None:
         """Build the PLC link; in client role start the embedded simulator first."""
         from inspector.plc.link import PlcLink
         from inspector.sim.plc import start_embedded
 
-        plc_cfg = self.cfg.plc
-        if plc_cfg.simulator and plc_cfg.role == "client":
-            self.plc_sim, plc_cfg = start_embedded(plc_cfg)
+        plc_cfg, demo = self.cfg.plc, self.cfg.demo
+        if demo is not None and demo.plc_simulator and plc_cfg.role == "client":
+            self.plc_sim, plc_cfg = start_embedded(plc_cfg, demo)
             self._started.append("plc_sim")
         self.plc = PlcLink(
             plc_cfg,
@@ -399,7 +409,9 @@ class App:
         assert self.plc is not None
         if not self.plc.serving.wait(5):
             raise PlcError("PLC server role did not start listening within 5 s")
-        self.plc_sim, _ = start_embedded(self.cfg.plc.model_copy(update={"port": self.plc.port}))
+        assert self.cfg.demo is not None
+        server = self.cfg.plc.model_copy(update={"port": self.plc.port})
+        self.plc_sim, _ = start_embedded(server, self.cfg.demo)
         self._started.append("plc_sim")
 
     def _set_state(self, state: int, error_code: int = 0) -> None:

@@ -95,7 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             update={"metrics": cfg.metrics.model_copy(update={"port": args.metrics_port})}
         )
     configure(cfg.logging)
-    app = App(cfg)
+    # The embedded default config is the demo; any other file runs demo pieces only
+    # when asked to (--demo): a plant's config never starts a simulated PLC by accident.
+    app = App(cfg, demo=args.demo or args.config is None)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stop_requested", signal=signal.Signals(signum).name)
@@ -153,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--parts", type=int, default=None, help="stop after N parts (internal trigger)")
     p.add_argument("--metrics-port", type=int, default=None, help="override metrics.port")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo mode: allow the config's demo section (the embedded PLC simulator)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check-config", help="validate a config file; exit 78 on error")
