@@ -62,8 +62,8 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the file and run the start-up preflight (no hardware is opened); print
     the CONFIG_CRC the daemon will show the PLC."""
-    from inspector.app import config_crc16, models_hash
     from inspector.preflight import check_warnings, preflight
+    from inspector.recipes import config_crc16, models_hash
 
     cfg = load_config(args.file)
     preflight(cfg)
@@ -125,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from inspector.app import load_recipe
+    from inspector.recipes import load_recipe
     from inspector.replay import replay
 
     cfg = load_config(args.config)
