@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## run: the daemon on its embedded default (sim line, demo model, CPU, PLC simulator)
 run: $(STAMP)
-	$(BIN)/inspector run --config config.yaml
+	$(BIN)/inspector run --demo --config config.yaml
 
 ## test: lint, type-check and the CPU test suite
 test: $(STAMP) lint typecheck unit

@@ -40,10 +40,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inspector import metrics
-from inspector.app import load_recipe
 from inspector.config import load_config
 from inspector.hmi.server import Hmi
 from inspector.pipeline import Pipeline
+from inspector.recipes import load_recipe
 from inspector.sim.camera import SimCamera
 from inspector.sinks import MetricsSink
 from inspector.supervisor import Supervisor

@@ -37,11 +37,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inspector.app import load_recipe
 from inspector.config import load_config
 from inspector.inspect import inspect_part
 from inspector.pipeline import Pipeline
 from inspector.preprocess.cpu import HostPreprocessor
+from inspector.recipes import load_recipe
 from inspector.sim.camera import SimCamera
 from inspector.types import Frame, PartResult, Trigger
 

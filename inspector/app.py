@@ -39,7 +39,6 @@ restarts us):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -49,78 +48,26 @@ from typing import TYPE_CHECKING, Any
 
 from inspector import __version__, metrics, systemd
 from inspector.archive import Archive
-from inspector.backends import create_backend
 from inspector.camera import open_camera, probe_frame
 from inspector.camera.base import Camera
-from inspector.config import CameraConfig, Config, PipelineConfig, RecipeConfig, config_hash
-from inspector.engine.manifest import model_sha256
+from inspector.config import Config, config_hash
 from inspector.errors import EXIT_OK, ConfigError, InspectorError, PlcError
-from inspector.inspect import LoadedModel, LoadedRecipe, frame_allocator, prove_recipe
+from inspector.inspect import LoadedRecipe, frame_allocator
 from inspector.logging import get_logger
-from inspector.models import build_postprocessor
 from inspector.pipeline import Pipeline
 from inspector.plant import Plant
 from inspector.preflight import check_environment, check_recipe
-from inspector.quality import fits as quality_fits
+from inspector.recipes import config_crc16, load_recipe, models_hash
 from inspector.sinks import ErrorStreak, LogSink, MetricsSink, QueuedSink, ResultSink
 from inspector.supervisor import Fault, Supervisor
 from inspector.trigger import InternalTrigger, TriggerSource
-from inspector.types import Frame, Trigger
+from inspector.types import Trigger
 
 if TYPE_CHECKING:
     from inspector.hmi.server import Hmi
     from inspector.plc.link import PlcLink
 
 log = get_logger(__name__)
-
-
-def models_hash(cfg: Config) -> str:
-    """Fingerprint of every model file of every recipe (build_info, CONFIG_CRC)."""
-    h = hashlib.sha256()
-    for recipe in cfg.recipes:
-        for m in recipe.models:
-            h.update(model_sha256(m.path).encode() if m.path.exists() else b"missing")
-    return h.hexdigest()[:16]
-
-
-def config_crc16(model_hash: str, cfg_hash: str) -> int:
-    """CRC-16/MODBUS of the model-set and config fingerprints: the CONFIG_CRC register."""
-    from inspector.plc.protocol import crc16_bytes
-
-    return crc16_bytes(f"{model_hash}:{cfg_hash}".encode())
-
-
-def load_recipe(
-    recipe: RecipeConfig,
-    warmup_runs: int = 3,
-    pipeline: PipelineConfig | None = None,
-    probe: Frame | None = None,
-) -> LoadedRecipe:
-    """Load, warm and prove every model of a recipe; raises BackendError/ModelError/ConfigError.
-
-    Each model gets its runner here, once (``LoadedModel.with_runner``): the host path,
-    or with ``preprocess.device: cuda`` the device runner (pinned frames, fused NVRTC
-    kernel, the backend's device path, device NMS, one CUDA graph per lane); CUDA is
-    imported only then. Then the whole path (preprocess, infer, postprocess, decide)
-    runs once on ``probe``, a synthetic frame shaped like the camera's (default: the
-    sim camera's), so a model whose outputs cannot be read stops the start.
-    """
-    pipeline = pipeline or PipelineConfig()
-    loaded = LoadedRecipe(recipe, [])
-    try:
-        for m in recipe.models:
-            backend = create_backend(m)  # a pinned file is checked before the backend reads it
-            post = build_postprocessor(m, backend.info)
-            backend.warmup(warmup_runs)
-            loaded.models.append(LoadedModel.with_runner(m, backend, post, pipeline))
-        frame = probe if probe is not None else probe_frame(CameraConfig())
-        if problem := quality_fits(recipe.quality, *frame.image.shape[:2]):
-            raise ConfigError(f"recipe {recipe.id} ({recipe.name}): {problem}")
-        prove_recipe(loaded, frame)
-    except BaseException:
-        loaded.close()
-        raise
-    return loaded
 
 
 #: A model failing on the GPU on this many parts in a row puts the daemon in fault state.
@@ -167,7 +114,13 @@ class App:
         trigger: TriggerSource | None = None,
         extra_sinks: Sequence[ResultSink] = (),
         serve_metrics: bool | None = None,
+        demo: bool = False,
     ) -> None:
+        if cfg.demo is not None and not demo:
+            raise ConfigError(
+                "demo: this config has a demo section (a simulated PLC), which only runs in "
+                "demo mode: `inspector run --demo`; remove it for a real line"
+            )
         self.cfg = cfg
         self.stop_event = threading.Event()
         self.supervisor = Supervisor(self.stop_event)
@@ -177,7 +130,7 @@ class App:
         self.trigger: TriggerSource | None = trigger
         self.extra_sinks = list(extra_sinks)
         self.plc: PlcLink | None = None  # when cfg.plc.enabled
-        self.plc_sim: Any = None  # the embedded PLC simulator (plc.simulator: true)
+        self.plc_sim: Any = None  # the embedded PLC simulator (demo.plc_simulator)
         self.serve_metrics = cfg.metrics.enabled if serve_metrics is None else serve_metrics
         self.metrics_server: metrics.MetricsServer | None = None
         self.recipes: dict[int, LoadedRecipe] = {}
@@ -286,7 +239,7 @@ class App:
         self._started.append("pipeline")
         self._step("trigger")
         self._start_trigger(trigger)
-        if self.plc is not None and self.plc_sim is None and self.cfg.plc.simulator:
+        if self.plc is not None and self.plc_sim is None and self._demo_plc:
             self._start_server_role_simulator()
         self._set_state(1)
         systemd.ready(f"inspecting on {cfg.line.name}")
@@ -374,14 +327,18 @@ class App:
     def _submit_nothing(trigger: Trigger) -> None:
         """A PLC link that only reports status (internal trigger) submits no parts."""
 
+    @property
+    def _demo_plc(self) -> bool:
+        return self.cfg.demo is not None and self.cfg.demo.plc_simulator
+
     def _start_plc(self) -> None:
         """Build the PLC link; in client role start the embedded simulator first."""
         from inspector.plc.link import PlcLink
         from inspector.sim.plc import start_embedded
 
-        plc_cfg = self.cfg.plc
-        if plc_cfg.simulator and plc_cfg.role == "client":
-            self.plc_sim, plc_cfg = start_embedded(plc_cfg)
+        plc_cfg, demo = self.cfg.plc, self.cfg.demo
+        if demo is not None and demo.plc_simulator and plc_cfg.role == "client":
+            self.plc_sim, plc_cfg = start_embedded(plc_cfg, demo)
             self._started.append("plc_sim")
         self.plc = PlcLink(
             plc_cfg,
@@ -399,7 +356,9 @@ class App:
         assert self.plc is not None
         if not self.plc.serving.wait(5):
             raise PlcError("PLC server role did not start listening within 5 s")
-        self.plc_sim, _ = start_embedded(self.cfg.plc.model_copy(update={"port": self.plc.port}))
+        assert self.cfg.demo is not None
+        server = self.cfg.plc.model_copy(update={"port": self.plc.port})
+        self.plc_sim, _ = start_embedded(server, self.cfg.demo)
         self._started.append("plc_sim")
 
     def _set_state(self, state: int, error_code: int = 0) -> None:

@@ -62,8 +62,8 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the file and run the start-up preflight (no hardware is opened); print
     the CONFIG_CRC the daemon will show the PLC."""
-    from inspector.app import config_crc16, models_hash
     from inspector.preflight import check_warnings, preflight
+    from inspector.recipes import config_crc16, models_hash
 
     cfg = load_config(args.file)
     preflight(cfg)
@@ -95,7 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             update={"metrics": cfg.metrics.model_copy(update={"port": args.metrics_port})}
         )
     configure(cfg.logging)
-    app = App(cfg)
+    # The embedded default config is the demo; any other file runs demo pieces only
+    # when asked to (--demo): a plant's config never starts a simulated PLC by accident.
+    app = App(cfg, demo=args.demo or args.config is None)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stop_requested", signal=signal.Signals(signum).name)
@@ -123,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from inspector.app import load_recipe
+    from inspector.recipes import load_recipe
     from inspector.replay import replay
 
     cfg = load_config(args.config)
@@ -153,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--parts", type=int, default=None, help="stop after N parts (internal trigger)")
     p.add_argument("--metrics-port", type=int, default=None, help="override metrics.port")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo mode: allow the config's demo section (the embedded PLC simulator)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check-config", help="validate a config file; exit 78 on error")

@@ -23,11 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from inspector.app import load_recipe
 from inspector.config import ModelConfig, RecipeConfig, SimCameraConfig, SimDefectConfig
 from inspector.decide import decide
 from inspector.inspect import LoadedRecipe
 from inspector.preprocess.cpu import preprocess
+from inspector.recipes import load_recipe
 from inspector.replay import Confusion
 from inspector.sim.render import render_part
 from inspector.types import Frame, Verdict

@@ -24,6 +24,7 @@ from inspector.config.camera import (
     SimCameraConfig,
     SimDefectConfig,
 )
+from inspector.config.demo import DemoConfig
 from inspector.config.hmi import HmiBasicAuthConfig, HmiConfig
 from inspector.config.line import LineConfig, TriggerConfig
 from inspector.config.load import (
@@ -66,6 +67,7 @@ __all__ = [
     "ClassificationOptions",
     "Config",
     "DefectKind",
+    "DemoConfig",
     "DetectionOptions",
     "EngineConfig",
     "Family",

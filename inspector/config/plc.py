@@ -27,7 +27,8 @@ class PlcConfig(Section):
         502,
         ge=0,
         le=65535,
-        description="Modbus TCP port; 0 (server role or embedded simulator) picks a free one.",
+        description="Modbus TCP port; 0 (server role, or the demo's embedded simulator) picks "
+        "a free one.",
     )
     unit_id: int = Field(1, ge=0, le=255, description="Modbus unit (slave) id.")
     in_base: int = Field(0, ge=0, le=65535, description="Base address of block A (PLC → vision).")
@@ -78,23 +79,6 @@ class PlcConfig(Section):
         default_factory=list,
         description="Server role: addresses or networks (CIDR) of the clients that may "
         "connect; empty allows any. Not a substitute for a firewall (docs/plc.md, Security).",
-    )
-    simulator: bool = Field(
-        False, description="Start the embedded PLC simulator on host:port (demo, tests)."
-    )
-    simulator_rate_hz: float = Field(
-        10.0,
-        gt=0,
-        le=1000,
-        allow_inf_nan=False,
-        description="Parts per second the embedded simulator triggers.",
-    )
-    simulator_deadline_ms: float = Field(
-        100.0,
-        gt=0,
-        allow_inf_nan=False,
-        description="Trigger-to-verdict deadline the embedded simulator enforces, like the "
-        "distance from camera to reject gate on a real line.",
     )
 
     @field_validator("allowed_clients")

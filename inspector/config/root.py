@@ -6,6 +6,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from inspector.config.base import Section
 from inspector.config.camera import CameraConfig
+from inspector.config.demo import DemoConfig
 from inspector.config.hmi import HmiConfig
 from inspector.config.line import LineConfig, TriggerConfig
 from inspector.config.models import RecipeConfig
@@ -31,6 +32,11 @@ class Config(Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Results to MQTT.")
     opcua: OpcUaConfig = Field(default_factory=OpcUaConfig, description="OPC UA server.")
     hmi: HmiConfig = Field(default_factory=HmiConfig, description="Station web page.")
+    demo: DemoConfig | None = Field(
+        None,
+        description="Demo pieces (the embedded PLC simulator). Refused unless the daemon runs "
+        "in demo mode: `inspector run --demo`, or the embedded default config.",
+    )
 
     #: ``config_hash`` of the config as written (set by ``parse_config``, before paths
     #: are resolved against the file's directory and before command-line overrides);
@@ -45,6 +51,12 @@ class Config(Section):
             raise ValueError(f"recipe ids must be unique; repeated: {dupes}")
         if self.default_recipe not in ids:
             raise ValueError(f"default_recipe {self.default_recipe} is not one of {ids}")
+        return self
+
+    @model_validator(mode="after")
+    def _demo_consistent(self) -> Config:
+        if self.demo is not None and self.demo.plc_simulator and not self.plc.enabled:
+            raise ValueError("demo.plc_simulator needs the PLC link: set plc.enabled: true")
         return self
 
     @model_validator(mode="after")

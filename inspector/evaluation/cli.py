@@ -14,8 +14,8 @@ from inspector.logging import configure
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from inspector.app import load_recipe
     from inspector.evaluation import labels, run
+    from inspector.recipes import load_recipe
 
     cfg = load_config(args.config)
     configure(cfg.logging.model_copy(update={"per_part": False}))

@@ -6,5 +6,6 @@ this package (an import-linter contract keeps it so).
 * ``camera.py``: the synthetic line (``camera.type: sim``), reached through the camera
   registry by name; ``render.py``: how one synthetic part is drawn.
 
-The app starts the embedded PLC simulator only when ``plc.simulator`` is set.
+The app starts the embedded PLC simulator only in demo mode, when ``demo.plc_simulator``
+is set.
 """

@@ -4,7 +4,7 @@ Where it sits: it stands in for the line's PLC at both ends of the flow. It rais
 TRIGGER_SEQ with a PART_ID at line rate, keeps the per-part FIFO a real PLC keeps,
 checks every result (CHECK, echoes, deadline), acknowledges it, and counts
 OK / NG / missed / late / mismatched. ``inspector plc-sim`` runs it from the command
-line; ``plc.simulator: true`` starts it embedded; tests drive it in-process.
+line; ``demo.plc_simulator`` starts it embedded; tests drive it in-process.
 
 * daemon role ``client`` (default): the simulator is a pymodbus TCP server holding both
   blocks; the daemon's FC16 into block B is checked as it arrives.
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from inspector.config import PlcConfig
+from inspector.config import DemoConfig, PlcConfig
 from inspector.plc.protocol import BLOCK_B_LEN, DEFAULT_RING, RESULT_FIRST, State, block_a_len
 from inspector.sim.plc_program import Counts, PlcModel
 
@@ -291,8 +291,8 @@ class PlcSimulator:
             await wait_event(self._wake, SCAN_S)
 
 
-def start_embedded(cfg: PlcConfig) -> tuple[PlcSimulator, PlcConfig]:
-    """Start the simulator for ``plc.simulator: true`` (``make run``); return it and the
+def start_embedded(cfg: PlcConfig, demo: DemoConfig) -> tuple[PlcSimulator, PlcConfig]:
+    """Start the simulator for ``demo.plc_simulator`` (``make run``); return it and the
     PLC config the link must use (its port set to the simulator's when it was 0).
 
     Daemon role client: the simulator serves on host:port. Daemon role server: the link
@@ -305,8 +305,8 @@ def start_embedded(cfg: PlcConfig) -> tuple[PlcSimulator, PlcConfig]:
         unit_id=cfg.unit_id,
         in_base=cfg.in_base,
         out_base=cfg.out_base,
-        rate_hz=cfg.simulator_rate_hz,
-        deadline_ms=cfg.simulator_deadline_ms,
+        rate_hz=demo.plc_rate_hz,
+        deadline_ms=demo.plc_deadline_ms,
         ring=cfg.trigger_ring,
     )
     sim.start()

@@ -47,8 +47,8 @@ recipes:
         class_names: [scratch, spot, missing_hole]
         detection: {{conf: 0.25}}
         preprocess: {{device: cuda}}
-plc: {{enabled: true, role: client, port: 0, simulator: true,
-      simulator_rate_hz: {RATE_HZ}, simulator_deadline_ms: 100}}
+plc: {{enabled: true, role: client, port: 0}}
+demo: {{plc_simulator: true, plc_rate_hz: {RATE_HZ}, plc_deadline_ms: 100}}
 metrics: {{enabled: false}}
 logging: {{per_part: false}}
 """
@@ -59,7 +59,8 @@ def test_daemon_2000_parts_two_in_flight_no_mismatch() -> None:
     from inspector.app import App
 
     record = Record()
-    counts = run_against_plc_sim(App(_config(DEMO_TS), extra_sinks=[record]), PARTS, RATE_HZ)
+    app = App(_config(DEMO_TS), extra_sinks=[record], demo=True)
+    counts = run_against_plc_sim(app, PARTS, RATE_HZ)
     assert counts.triggered >= PARTS, counts.summary()
     assert counts.mismatched == 0, counts.summary()
     slowest = sorted(record.results.values(), key=lambda r: -r.cycle_ns)[:3]

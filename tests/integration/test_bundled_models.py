@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import yaml
 
-from inspector.app import load_recipe
 from inspector.config import ModelConfig, RecipeConfig, SimCameraConfig, SimDefectConfig
 from inspector.inspect import LoadedRecipe, inspect_part
+from inspector.recipes import load_recipe
 from inspector.sim.camera import write_dataset
 from inspector.sim.render import render_part
 from inspector.types import Frame

@@ -48,14 +48,14 @@ camera:
 # Viky's frames are 99.9 % saturated white: the image-quality gate rightly rejects them
 # (NG image_quality); this test is about the camera path, so the gate is off here.
 recipes: [{{id: 1, name: demo, models: [{{path: "{model}"}}], quality: {{enabled: false}}}}]
-plc: {{enabled: true, role: client, port: 0, simulator: true,
-      simulator_rate_hz: {RATE_HZ}, simulator_deadline_ms: 300}}
+plc: {{enabled: true, role: client, port: 0}}
+demo: {{plc_simulator: true, plc_rate_hz: {RATE_HZ}, plc_deadline_ms: 300}}
 metrics: {{enabled: false}}
 logging: {{per_part: false}}
 """
     )
     record = Record()
-    counts = run_against_plc_sim(App(cfg, extra_sinks=[record]), PARTS, RATE_HZ)
+    counts = run_against_plc_sim(App(cfg, extra_sinks=[record], demo=True), PARTS, RATE_HZ)
     assert counts.triggered >= PARTS, counts.summary()
     assert counts.mismatched == 0, counts.summary()
     assert counts.late <= 0.02 * counts.triggered, counts.summary()  # late: PLC rejects

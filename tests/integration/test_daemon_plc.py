@@ -31,15 +31,15 @@ line: {{cycle_budget_ms: 30}}
 trigger: {{source: plc}}
 camera: {{type: sim, sim: {{width: 1280, height: 1024, pool_size: 16, seed: 77}}}}
 recipes: [{{id: 1, name: demo, models: [{{path: "{model}"}}]}}]
-plc: {{enabled: true, role: {role}, port: 0, simulator: true,
-      simulator_rate_hz: {RATE_HZ}, simulator_deadline_ms: 300}}
+plc: {{enabled: true, role: {role}, port: 0}}
+demo: {{plc_simulator: true, plc_rate_hz: {RATE_HZ}, plc_deadline_ms: 300}}
 metrics: {{enabled: false}}
 logging: {{per_part: false}}
 """
     )
     record = Record()
     explained_before, late_ok_before = _explained_losses(), _late_ok()
-    counts = run_against_plc_sim(App(cfg, extra_sinks=[record]), PARTS, RATE_HZ)
+    counts = run_against_plc_sim(App(cfg, extra_sinks=[record], demo=True), PARTS, RATE_HZ)
     explained, late_ok = _explained_losses() - explained_before, _late_ok() - late_ok_before
     assert counts.triggered >= PARTS, counts.summary()
     assert counts.mismatched == 0, counts.summary()

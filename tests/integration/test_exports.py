@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector.app import load_recipe
 from inspector.backends.onnxruntime import OnnxRuntimeBackend
 from inspector.config import ModelConfig, RecipeConfig
 from inspector.errors import EXIT_CONFIG, ModelError
@@ -26,6 +25,7 @@ from inspector.inspect import inspect_part
 from inspector.models import build_postprocessor
 from inspector.models.base import Postprocessor
 from inspector.preprocess.cpu import preprocess
+from inspector.recipes import load_recipe
 from inspector.types import Finding, Frame, Reason
 
 REPO = Path(__file__).resolve().parents[2]

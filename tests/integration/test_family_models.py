@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inspector.app import load_recipe
 from inspector.backends.onnxruntime import OnnxRuntimeBackend
 from inspector.config import ModelConfig, PreprocessConfig, QualityConfig, RecipeConfig
 from inspector.errors import ModelError
 from inspector.inspect import LoadedRecipe, inspect_part
 from inspector.models import build_postprocessor
 from inspector.preprocess.cpu import preprocess
+from inspector.recipes import load_recipe
 from inspector.types import Finding, Frame, Reason
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from inspector import metrics
-from inspector.app import App, load_recipe
+from inspector.app import App
 from inspector.camera.folder import FolderCamera
 from inspector.config import (
     FolderCameraConfig,
@@ -33,6 +33,7 @@ from inspector.config import (
 )
 from inspector.errors import FrameError
 from inspector.inspect import LoadedRecipe, inspect_part
+from inspector.recipes import load_recipe
 from inspector.sim.render import render_part
 from inspector.types import PartResult, PlcVerdict, Reason, Trigger
 from tests.support.onnx_models import make_detector_onnx

@@ -54,8 +54,8 @@ def tool(name: str) -> str:
 def daemon_config(path: Path, port: int, *, plc: bool) -> Path:
     trigger = "{source: plc}" if plc else "{source: internal, rate_hz: 5}"
     plc_cfg = (
-        "{enabled: true, role: client, port: 0, simulator: true, simulator_rate_hz: 5,"
-        " simulator_deadline_ms: 1000}"
+        "{enabled: true, role: client, port: 0}\n"
+        "demo: {plc_simulator: true, plc_rate_hz: 5, plc_deadline_ms: 1000}"
         if plc
         else "{enabled: false}"
     )
@@ -77,7 +77,7 @@ logging: {{format: json, ok_parts: summary}}
 
 def start_daemon(cfg: Path, log: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "inspector", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "inspector", "run", "--demo", "--config", str(cfg)],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         text=True,

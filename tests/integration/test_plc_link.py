@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from inspector.config import PlcConfig
+from inspector.config import DemoConfig, PlcConfig
 from inspector.plc.protocol import ERR_RESULT_OVERFLOW, ERR_UNKNOWN_RECIPE, State
 from inspector.sim.plc import PlcSimulator, start_embedded
 from inspector.types import PlcVerdict
@@ -278,8 +278,8 @@ def test_recipe_switch_under_load() -> None:
 
 
 def test_embedded_simulator_from_config() -> None:
-    cfg = PlcConfig(enabled=True, simulator=True, port=0, simulator_rate_hz=100, poll_ms=1.0)
-    sim, link_cfg = start_embedded(cfg)
+    cfg = PlcConfig(enabled=True, port=0, poll_ms=1.0)
+    sim, link_cfg = start_embedded(cfg, DemoConfig(plc_simulator=True, plc_rate_hz=100))
     running = RunningLink(link_cfg).start()
     try:
         wait_for(lambda: results(sim) >= 20, what="20 verdicts")

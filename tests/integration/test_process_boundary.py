@@ -285,3 +285,17 @@ logging: {{per_part: false}}
     assert healthy >= 5, pings
     assert stalled == 0, "the watchdog was pinged while the pipeline was stuck"
     assert recovered >= 5
+
+
+def test_a_demo_section_runs_only_in_demo_mode() -> None:
+    """config.yaml starts a simulated PLC: without --demo that is refused (exit 78)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "inspector", "run", "--config", str(REPO / "config.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == EXIT_CONFIG, done.stderr
+    assert "inspector run --demo" in done.stderr
+    assert "Traceback" not in done.stderr
