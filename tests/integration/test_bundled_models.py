@@ -81,7 +81,7 @@ def _config(tmp: Path, model: str) -> Path:
     text = (
         (REPO / "config.yaml")
         .read_text()
-        .replace("engines/demo_detector.onnx", str(ENGINES / f"{model}.onnx"))
+        .replace("inspector/data/models/demo_detector.onnx", str(ENGINES / f"{model}.onnx"))
     )
     path = tmp / "config.yaml"
     path.write_text(text)
