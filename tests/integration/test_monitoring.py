@@ -183,6 +183,7 @@ def test_dashboard_and_alerts_against_a_live_prometheus(tmp_path: Path) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     queries = list(panel_queries(dashboard))
     assert len(queries) >= 30
+    prometheus = tool("prometheus")  # before anything starts: a missing tool leaks nothing
     ports = {"sim": free_port(), "plc": free_port()}
     daemons = {
         name: start_daemon(
@@ -195,7 +196,7 @@ def test_dashboard_and_alerts_against_a_live_prometheus(tmp_path: Path) -> None:
     targets = [f"127.0.0.1:{p}" for p in ports.values()]
     prom = subprocess.Popen(
         [
-            tool("prometheus"),
+            prometheus,
             f"--config.file={prometheus_config(tmp_path, targets)}",
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{prom_port}",

@@ -299,3 +299,48 @@ def test_a_demo_section_runs_only_in_demo_mode() -> None:
     assert done.returncode == EXIT_CONFIG, done.stderr
     assert "inspector run --demo" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_stalled_log_reader_never_delays_a_verdict(tmp_path: Path) -> None:
+    """stdout is a pipe nobody reads (a stuck journald or log shipper): after ~64 kB the
+    pipe is full, yet every part the PLC triggers keeps getting its verdict on time."""
+    sim = PlcSimulator(port=0, rate_hz=40, deadline_ms=300).start()
+    try:
+        proc = _daemon(
+            f"""
+line: {{cycle_budget_ms: 30}}
+trigger: {{source: plc}}
+camera: {{type: sim, sim: {{width: 640, height: 512, pool_size: 8, seed: 6}}}}
+recipes: [{{id: 1, name: demo, models: [{{path: "{MODEL}"}}]}}]
+plc: {{enabled: true, port: {sim.bound_port}}}
+metrics: {{enabled: false}}
+logging: {{format: json, per_part: true, ok_parts: all}}
+""",
+            tmp_path,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while sim.counts().triggered < 10 and time.monotonic() < deadline:
+                time.sleep(0.1)  # started and linked; stdout is never read from here on
+            before = sim.counts()
+            time.sleep(8.0)  # ~320 parts of log lines: the 64 kB pipe fills after ~200
+            during = sim.counts()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.stdout is not None
+            lines = proc.stdout.read().splitlines()  # unblock the writer so it can exit
+            rc = proc.wait(timeout=10)
+        finally:
+            proc.kill()
+    finally:
+        sim.stop()
+    assert rc == 0
+    triggered = during.triggered - before.triggered
+    assert triggered >= 200, during.summary()
+    assert during.missed == before.missed and during.late == before.late, during.summary()
+    assert during.mismatched == 0
+    # And on time: a blocked logger would turn nearly every verdict into NG_TIMEOUT.
+    timeouts = during.verdicts.get(3, 0) - before.verdicts.get(3, 0)
+    assert timeouts <= 0.1 * triggered, during.summary()
+    # The pipe held what it could; the rest waited in memory (or was dropped, counted).
+    parts_logged = sum('"event": "part"' in line for line in lines)
+    assert parts_logged > 0
