@@ -223,19 +223,35 @@ class DetectionPostprocessor:
         """Final boxes (model-input xyxy, after NMS) as findings in frame pixels: the
         tail of the CPU path, and of the device path, which runs NMS on the GPU
         (``gpu/detect.py``)."""
-        if len(scores) == 0:
-            return []
-        frame_boxes = geometry.to_frame(np.ascontiguousarray(boxes, np.float32))
-        return [
-            Finding(
-                class_name=self.class_names[int(c)],
-                class_id=int(c),
-                confidence=float(s),
-                box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
-                model=self.name,
-            )
-            for b, s, c in zip(frame_boxes, scores, class_ids, strict=True)
-        ]
+        return box_findings(self.class_names, self.name, boxes, scores, class_ids, geometry)
+
+
+def box_findings(
+    class_names: tuple[str, ...],
+    model: str,
+    boxes: FloatArray,
+    scores: FloatArray,
+    class_ids: npt.NDArray[np.intp],
+    geometry: Geometry,
+    areas: list[float] | None = None,
+) -> list[Finding]:
+    """Boxes in model-input xyxy → findings in frame pixels (with mask areas when known);
+    shared by the detection and instance-segmentation families."""
+    if len(scores) == 0:
+        return []
+    frame_boxes = geometry.to_frame(np.ascontiguousarray(boxes, np.float32))
+    per_box = areas if areas is not None else [None] * len(scores)
+    return [
+        Finding(
+            class_name=class_names[int(c)],
+            class_id=int(c),
+            confidence=float(s),
+            box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+            model=model,
+            area_px=a,
+        )
+        for b, s, c, a in zip(frame_boxes, scores, class_ids, per_box, strict=True)
+    ]
 
 
 def _raw_head_names(

@@ -32,7 +32,7 @@ from inspector.config import ModelConfig
 from inspector.errors import ModelError
 from inspector.model_info import ModelInfo
 from inspector.models.base import input_hw_of, names_of
-from inspector.models.detection import decode, decode_end2end, nms
+from inspector.models.detection import box_findings, decode, decode_end2end, nms
 from inspector.models.identify import describe
 from inspector.models.outputs import FloatArray, require_finite
 from inspector.preprocess.geometry import Geometry
@@ -136,18 +136,7 @@ class InstancePostprocessor:
         if len(scores) == 0:
             return []
         areas = mask_areas(protos, coeffs, boxes, geometry, self.mask_threshold)
-        frame_boxes = geometry.to_frame(np.ascontiguousarray(boxes, np.float32))
-        return [
-            Finding(
-                class_name=self.class_names[int(c)],
-                class_id=int(c),
-                confidence=float(s),
-                box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
-                model=self.name,
-                area_px=a,
-            )
-            for b, s, c, a in zip(frame_boxes, scores, ids, areas, strict=True)
-        ]
+        return box_findings(self.class_names, self.name, boxes, scores, ids, geometry, areas)
 
 
 def build(model: ModelConfig, info: ModelInfo) -> InstancePostprocessor:
