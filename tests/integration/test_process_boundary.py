@@ -68,6 +68,19 @@ def _events_until(proc: subprocess.Popen[str], pred: object, timeout_s: float) -
     return events
 
 
+def _plc_line(sim: PlcSimulator, logging: str) -> str:
+    """The demo line at 640×512 against ``sim`` (client role), JSON logs with ``logging``."""
+    return f"""
+line: {{cycle_budget_ms: 30}}
+trigger: {{source: plc}}
+camera: {{type: sim, sim: {{width: 640, height: 512, pool_size: 8, seed: 5}}}}
+recipes: [{{id: 1, name: demo, models: [{{path: "{MODEL}"}}]}}]
+plc: {{enabled: true, port: {sim.bound_port}}}
+metrics: {{enabled: false}}
+logging: {{format: json, {logging}}}
+"""
+
+
 def test_sigterm_under_load_exits_0_within_2s_with_every_verdict_at_the_plc(
     tmp_path: Path,
 ) -> None:
@@ -75,18 +88,7 @@ def test_sigterm_under_load_exits_0_within_2s_with_every_verdict_at_the_plc(
     # triggered before the vision went offline must have its verdict.
     sim = PlcSimulator(port=0, rate_hz=40, deadline_ms=300).start()
     try:
-        proc = _daemon(
-            f"""
-line: {{cycle_budget_ms: 30}}
-trigger: {{source: plc}}
-camera: {{type: sim, sim: {{width: 640, height: 512, pool_size: 8, seed: 5}}}}
-recipes: [{{id: 1, name: demo, models: [{{path: "{MODEL}"}}]}}]
-plc: {{enabled: true, port: {sim.bound_port}}}
-metrics: {{enabled: false}}
-logging: {{format: json, per_part: false}}
-""",
-            tmp_path,
-        )
+        proc = _daemon(_plc_line(sim, "per_part: false"), tmp_path)
         try:
             events = _events_until(proc, lambda e: e.get("event") == "plc_link_up", 60)
             assert events and events[-1]["event"] == "plc_link_up", proc.stderr.read()  # type: ignore[union-attr]
@@ -306,18 +308,7 @@ def test_a_stalled_log_reader_never_delays_a_verdict(tmp_path: Path) -> None:
     pipe is full, yet every part the PLC triggers keeps getting its verdict on time."""
     sim = PlcSimulator(port=0, rate_hz=40, deadline_ms=300).start()
     try:
-        proc = _daemon(
-            f"""
-line: {{cycle_budget_ms: 30}}
-trigger: {{source: plc}}
-camera: {{type: sim, sim: {{width: 640, height: 512, pool_size: 8, seed: 6}}}}
-recipes: [{{id: 1, name: demo, models: [{{path: "{MODEL}"}}]}}]
-plc: {{enabled: true, port: {sim.bound_port}}}
-metrics: {{enabled: false}}
-logging: {{format: json, per_part: true, ok_parts: all}}
-""",
-            tmp_path,
-        )
+        proc = _daemon(_plc_line(sim, "per_part: true, ok_parts: all"), tmp_path)
         try:
             deadline = time.monotonic() + 60
             while sim.counts().triggered < 10 and time.monotonic() < deadline:
