@@ -105,6 +105,7 @@ def test_sigterm_under_load_exits_0_within_2s_with_every_verdict_at_the_plc(
         status = sim.call(lambda m: list(m.status))
     finally:
         sim.stop()
+    print(f"SIGTERM under load: exit {rc} after {stop_s:.3f} s; PLC {counts.summary()}")
     assert rc == 0
     assert stop_s < 2.0, f"stop took {stop_s:.2f} s"
     assert counts.triggered >= 60, counts.summary()
@@ -140,6 +141,7 @@ logging: {{format: json}}
         rest = _events_until(proc, lambda e: False, 5)
     finally:
         proc.kill()
+    print(f"SIGTERM during warm-up: exit {rc} after {stop_s:.3f} s")
     assert rc == 0
     assert stop_s < 2.0, f"stop during warm-up took {stop_s:.2f} s"
     assert not any(e.get("event") == "ready" for e in rest)
