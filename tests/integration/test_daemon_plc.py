@@ -15,7 +15,7 @@ import pytest
 from inspector.app import App
 from inspector.config import parse_config
 from tests.support.common import REPO
-from tests.support.daemon import Record, run_against_plc_sim
+from tests.support.daemon import Record, explained_losses, late_ok, run_against_plc_sim
 
 PARTS = 2000
 RATE_HZ = 40
@@ -38,9 +38,10 @@ logging: {{per_part: false}}
 """
     )
     record = Record()
-    explained_before, late_ok_before = _explained_losses(), _late_ok()
+    explained_before, late_oks_before = explained_losses(), late_ok()
     counts = run_against_plc_sim(App(cfg, extra_sinks=[record], demo=True), PARTS, RATE_HZ)
-    explained, late_ok = _explained_losses() - explained_before, _late_ok() - late_ok_before
+    explained = explained_losses() - explained_before
+    late_oks = late_ok() - late_oks_before
     assert counts.triggered >= PARTS, counts.summary()
     assert counts.mismatched == 0, counts.summary()
     # Exact accounting: every part the PLC triggered got a verdict, or its loss is one
@@ -53,7 +54,7 @@ logging: {{per_part: false}}
     results = list(record.results.values())
     daemon_ok = sum(r.verdict.ok for r in results)
     assert counts.ok <= daemon_ok, (counts.summary(), daemon_ok)
-    assert daemon_ok - counts.ok <= late_ok + explained, (counts.summary(), daemon_ok, late_ok)
+    assert daemon_ok - counts.ok <= late_oks + explained, (counts.summary(), daemon_ok, late_oks)
     assert counts.ng > 0 and counts.ok > 0
     assert all(r.trigger.source == "plc" for r in results)
     # Ground truth: no defective sim part ever got OK (0 escapes).
@@ -63,26 +64,3 @@ logging: {{per_part: false}}
     assert all(r.frame is not None for r in results if r.verdict.ok)
     escapes = [r.trigger.part_id for r in judged if r.verdict.ok and r.frame.truth]  # type: ignore[union-attr]
     assert escapes == [], escapes
-
-
-def _late_ok() -> float:
-    from inspector import metrics
-
-    return metrics.REGISTRY.get_sample_value("inspector_plc_late_ok_total") or 0.0
-
-
-def _explained_losses() -> float:
-    """Parts the daemon counted as lost on the PLC side: triggers it never inspected
-    (missed, late, raised while the link was down or stopping) and verdicts the link did
-    not write (dropped, by reason)."""
-    from inspector import metrics
-
-    total = 0.0
-    for family in metrics.REGISTRY.collect():
-        for sample in family.samples:
-            if sample.name in (
-                "inspector_plc_missed_triggers_total",
-                "inspector_plc_results_dropped_total",
-            ):
-                total += sample.value
-    return total

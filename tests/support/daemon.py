@@ -48,3 +48,27 @@ def run_against_plc_sim(app: App, parts: int, rate_hz: float) -> Counts:
 
 def _settled(c: Counts) -> bool:
     return c.ok + c.ng + c.missed + c.late + c.forgotten == c.triggered
+
+
+def late_ok() -> float:
+    """OKs the link showed the PLC as NG_TIMEOUT because they came after their deadline."""
+    from inspector import metrics
+
+    return metrics.REGISTRY.get_sample_value("inspector_plc_late_ok_total") or 0.0
+
+
+def explained_losses() -> float:
+    """Parts the daemon counted as lost on the PLC side: triggers it never inspected
+    (missed, late, raised while the link was down or stopping) and verdicts the link did
+    not write (dropped, by reason)."""
+    from inspector import metrics
+
+    total = 0.0
+    for family in metrics.REGISTRY.collect():
+        for sample in family.samples:
+            if sample.name in (
+                "inspector_plc_missed_triggers_total",
+                "inspector_plc_results_dropped_total",
+            ):
+                total += sample.value
+    return total
