@@ -72,7 +72,7 @@ camera: {{type: sim, sim: {{width: 1280, height: 1024, pool_size: 64, seed: 99}}
 recipes: [{{id: 1, name: demo, models: [{{path: "{REPO / "engines/demo_detector.onnx"}"}}]}}]
 plc: {{enabled: true, port: {sim.bound_port}}}
 metrics: {{enabled: false}}
-logging: {{format: json, per_part: true}}
+logging: {{format: json, per_part: true, ok_parts: all}}
 """
     )
     proc = subprocess.Popen(
