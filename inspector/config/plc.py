@@ -49,7 +49,6 @@ class PlcConfig(Section):
         0.5,
         gt=0,
         le=60,
-        allow_inf_nan=False,
         description="A Modbus request unanswered this long means the link is stalled: the "
         "connection is closed and made again. A slow answer within it is waited for.",
     )
@@ -58,21 +57,18 @@ class PlcConfig(Section):
         0.05,
         gt=0,
         le=60,
-        allow_inf_nan=False,
         description="First reconnect delay; doubles (with jitter) up to the cap.",
     )
     backoff_max_s: float = Field(
         0.5,
         gt=0,
         le=60,
-        allow_inf_nan=False,
         description="Reconnect delay cap; 0.5 s serves a PLC that is back within 1 s.",
     )
     heartbeat_timeout_s: float = Field(
         1.0,
         gt=0,
         le=3600,
-        allow_inf_nan=False,
         description="PLC_HEARTBEAT silent this long means the PLC is gone.",
     )
     allowed_clients: list[str] = Field(
