@@ -42,9 +42,7 @@ class PlcConfig(Section):
         description="Slots of the trigger ring in block A (the PLC program must use the same "
         "number): a poll that comes late still finds every part of the last N triggers.",
     )
-    poll_ms: float = Field(
-        2.0, gt=0, le=1000, allow_inf_nan=False, description="Block A poll period (client role)."
-    )
+    poll_ms: float = Field(2.0, gt=0, le=1000, description="Block A poll period (client role).")
     request_timeout_s: float = Field(
         0.5,
         gt=0,
