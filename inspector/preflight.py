@@ -29,6 +29,7 @@ from pathlib import Path
 from inspector.camera import probe_frame
 from inspector.config import Config, ModelConfig, RecipeConfig
 from inspector.errors import ConfigError, InspectorError
+from inspector.extras import install_hint
 from inspector.quality import fits as quality_fits
 from inspector.types import Frame
 
@@ -53,7 +54,7 @@ def _extra_problem(what: str, modules: Iterable[str], extra: str) -> str | None:
         return None
     return (
         f"{what} needs the '{extra}' extra (missing Python module(s) {', '.join(missing)}): "
-        f"pip install '.[{extra}]' in the daemon's venv"
+        f"{install_hint(extra)} in the daemon's venv"
     )
 
 

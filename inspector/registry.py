@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.errors import ConfigError
+from inspector.extras import install_hint
 
 #: Top-level module → the optional extra of pyproject.toml that installs it.
 EXTRAS: dict[str, str] = {
@@ -54,6 +55,6 @@ class Registry:
                 raise  # not an optional extra: a broken install, not a config mistake
             raise ConfigError(
                 f"{self.kind} {name!r} needs the optional extra {extra!r}, which is not "
-                f"installed here (pip install 'inspector[{extra}]'): {exc}"
+                f"installed here ({install_hint(extra)}): {exc}"
             ) from exc
         return getattr(module, attribute)

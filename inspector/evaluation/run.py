@@ -31,6 +31,7 @@ from inspector.decide import decide
 from inspector.errors import ConfigError, FrameError, InspectorError
 from inspector.evaluation import CHOICES
 from inspector.evaluation.sweep import Sweep, sweep_all
+from inspector.extras import install_hint
 from inspector.inspect import LoadedRecipe
 from inspector.models import build_postprocessor
 from inspector.models.base import Postprocessor
@@ -192,7 +193,7 @@ def plot(ev: Evaluation, path: Path, title: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ConfigError("--plot needs matplotlib: pip install 'inspector[eval]'") from exc
+        raise ConfigError(f"--plot needs matplotlib: {install_hint('eval')}") from exc
     n = len(ev.sweeps)
     cols = 2
     rows = max(1, (n + cols - 1) // cols)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from inspector.config import Config
 from inspector.errors import ConfigError
+from inspector.extras import install_hint
 
 if TYPE_CHECKING:
     from inspector.hmi.server import Hmi
@@ -35,6 +36,6 @@ def open_hmi(cfg: Config, *, model_hash: str = "", config_hash: str = "") -> Hmi
         from inspector.hmi.server import Hmi
     except ImportError as exc:
         raise ConfigError(
-            f"hmi.enabled needs the 'hmi' extra: pip install 'inspector[hmi]' ({exc})"
+            f"hmi.enabled needs the 'hmi' extra: {install_hint('hmi')} ({exc})"
         ) from exc
     return Hmi(cfg, model_hash=model_hash, config_hash=config_hash)
