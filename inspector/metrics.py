@@ -41,6 +41,8 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from inspector.errors import ConfigError
+
 disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
@@ -340,8 +342,15 @@ class MetricsServer:
 
 
 def serve(host: str = "127.0.0.1", port: int = 9108) -> MetricsServer:
-    """Start the /metrics endpoint (port 0 picks a free port)."""
-    server, thread = start_http_server(port, addr=host, registry=REGISTRY)
+    """Start the /metrics endpoint (port 0 picks a free port).
+
+    A port in use or an address this host does not have is a ``ConfigError`` (exit 78), as
+    for the web page's port: another program holds it, and restarting will not free it."""
+    try:
+        server, thread = start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise ConfigError(f"metrics: cannot listen on {host}:{port}: {why}") from exc
     return MetricsServer(server, thread)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from inspector import logging as ilog
 from inspector import metrics
 from inspector.archive import Archive
 from inspector.config import ArchiveConfig, LoggingConfig
+from inspector.errors import ConfigError
 from inspector.sinks import LogSink, MetricsSink, part_record
 from inspector.types import Finding, Frame, PartResult, Reason, Trigger, Verdict, ng
 
@@ -173,3 +175,14 @@ def test_same_field_names_in_log_archive_and_replay(tmp_path: Path) -> None:
         assert sidecar[key] == value, key
     assert sidecar["image"] == sidecar_path.with_suffix(".png").name
     assert {"stages_ms", "cycle_ms", "findings", "verdict", "reason"} <= set(record)
+
+
+def test_a_metrics_port_in_use_is_a_config_error() -> None:
+    """Another program on the metrics port: exit 78 with the port named, not a traceback
+    and exit 70 (systemd would restart into the same wall)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"metrics: cannot listen on 127.0.0.1:{port}"):
+            metrics.serve("127.0.0.1", port)
