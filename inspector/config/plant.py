@@ -90,7 +90,13 @@ class MqttConfig(Section):
         5.0, gt=0, le=120, description="TCP connect and CONNACK wait per attempt."
     )
     backoff_s: float = Field(0.2, gt=0, description="First reconnect delay; doubles to the cap.")
-    backoff_max_s: float = Field(10.0, gt=0, description="Reconnect delay cap.")
+    backoff_max_s: float = Field(
+        10.0,
+        gt=0,
+        description="Reconnect delay cap; also how long a session must hold before the next "
+        "failure starts again at backoff_s (a broker that drops the station at once is "
+        "retried at the cap).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttConfig:

@@ -14,7 +14,10 @@ ends the connection: the message stays spooled and is sent again after the backo
 
 The broker is an untrusted peer: anything paho raises while parsing what it sent, and
 any socket error, ends this connection only (counted by kind, logged rate-limited),
-never the thread; the next attempt waits for ``inspector.backoff.Backoff``.
+never the thread; the next attempt waits for ``inspector.backoff.Backoff``. The backoff
+starts short again only after a session that held for ``backoff_max_s``: a broker that
+accepts and then drops the station at once (an ACL refusing the topic, a full broker)
+is retried at the cap, not hammered at the first delay while the parts need the CPU.
 
 The station's retained state goes to ``…/state`` at connect and on every change; the
 last will publishes ``online: false`` if the station vanishes without a clean stop.
@@ -109,8 +112,10 @@ class MqttSession:
             if self._drain_until is not None:
                 break  # not connected while stopping: the spool keeps everything
             client = self._new_client()
+            connected_at: float | None = None
             try:
                 self._connect(client)
+                connected_at = time.monotonic()
                 self._serve(client)
             except SessionEnded as exc:
                 self._count_failure(exc.kind, str(exc))
@@ -120,6 +125,8 @@ class MqttSession:
                 self._teardown(client)
             if self._drain_until is not None:
                 break
+            if connected_at is not None and time.monotonic() - connected_at >= self._backoff.cap_s:
+                self._backoff.reset()  # the session held: a new failure starts short again
             self.stop.wait(self._backoff.next())
         self.stop.set()
 
@@ -180,7 +187,6 @@ class MqttSession:
             if time.monotonic() > deadline:
                 raise SessionEnded("timeout", f"no CONNACK within {self.cfg.connect_timeout_s}s")
             self._io(client, timeout=min(0.1, max(0.0, deadline - time.monotonic())))
-        self._backoff.reset()
         metrics.MQTT_CONNECTED.set(1)
         log.info(
             "mqtt_connected", broker=f"{self.cfg.host}:{self.cfg.port}", spooled=self.spool.count

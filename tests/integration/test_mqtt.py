@@ -14,11 +14,14 @@ authorized"), and admits the station once the consumer has subscribed (SIGHUP).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -128,6 +131,49 @@ def test_broker_killed_for_10_s_under_load_loses_nothing(tmp_path: Path) -> None
     assert last_state["online"] is False and last_state["state"] == "offline"
     assert Spool(tmp_path / "spool.sqlite", 1 << 20).count == 0  # everything acknowledged
     assert stop_s < 2.0, stop_s
+
+
+def test_a_broker_that_drops_the_station_at_once_is_retried_at_the_cap(tmp_path: Path) -> None:
+    """A broker that answers CONNACK and closes at once (an ACL that refuses the topic):
+    the session counts as failed, so the delay grows to ``backoff_max_s`` (0.5 s here)
+    instead of restarting at ``backoff_s`` (0.05 s) after every CONNACK. Over 4 s that is
+    about 11 attempts; resetting on CONNACK made 77, and in CI such a storm (with a
+    20 ms cap) delayed verdicts past a 100 ms budget."""
+    port = free_port()
+    server = socket.create_server(("127.0.0.1", port))
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def flapping_broker() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(1.0)
+                conn.recv(4096)  # the station's CONNECT
+                conn.sendall(bytes([0x20, 0x03, 0x00, 0x00, 0x00]))  # MQTT 5 CONNACK, success
+
+    thread = threading.Thread(target=flapping_broker, name="flapping-broker")
+    thread.start()
+    record = Record()
+    app = App(parse_config(daemon_config(tmp_path, port)), extra_sinks=[record])
+    try:
+        app.start()
+        before = sample("inspector_mqtt_connect_attempts_total")
+        app.stop_event.wait(4.0)
+        attempts = sample("inspector_mqtt_connect_attempts_total") - before
+    finally:
+        app.stop()
+        stop.set()
+        thread.join(5)
+        server.close()
+    print(f"connect attempts in 4 s against a broker that drops at once: {attempts:.0f}")
+    assert 4 <= attempts <= 16, attempts
+    results = list(record.results.values())
+    assert len(results) >= 35 and deadline_misses(results) == []
+    assert Spool(tmp_path / "spool.sqlite", 1 << 20).count == len(results)  # all kept
 
 
 def test_daemon_restart_with_a_full_spool_replays_it_first(tmp_path: Path) -> None:

@@ -97,7 +97,9 @@ class FakeBroker:
         self.thread.join(5)
 
 
-def fuzz_config(tmp_path: Path, mqtt_port: int, opcua_port: int) -> str:
+def fuzz_config(
+    tmp_path: Path, mqtt_port: int, opcua_port: int, backoff: tuple[float, float]
+) -> str:
     model = make_detector_onnx(tmp_path / "m.onnx", [(30, 30, 8, 8, 2, 0.8)])
     return f"""
 line: {{name: line-a, station: cam-1, cycle_budget_ms: 100}}
@@ -107,17 +109,20 @@ recipes: [{{id: 1, name: plate, models: [{{path: "{model}"}}]}}]
 metrics: {{enabled: false}}
 logging: {{per_part: false}}
 mqtt: {{enabled: true, port: {mqtt_port}, spool_path: "{tmp_path / "spool.sqlite"}",
-       backoff_s: 0.01, backoff_max_s: 0.02, connect_timeout_s: 0.3}}
+       backoff_s: {backoff[0]}, backoff_max_s: {backoff[1]}, connect_timeout_s: 0.3}}
 opcua: {{enabled: true, port: {opcua_port}}}
 """
 
 
 @contextlib.contextmanager
-def running_station(tmp_path: Path) -> Iterator[tuple[App, Record, FakeBroker, int]]:
+def running_station(
+    tmp_path: Path, backoff: tuple[float, float]
+) -> Iterator[tuple[App, Record, FakeBroker, int]]:
     mqtt_port, opcua_port = free_port(), free_port()
     broker = FakeBroker(mqtt_port)
     record = Record()
-    app = App(parse_config(fuzz_config(tmp_path, mqtt_port, opcua_port)), extra_sinks=[record])
+    config = fuzz_config(tmp_path, mqtt_port, opcua_port, backoff)
+    app = App(parse_config(config), extra_sinks=[record])
     try:
         app.start()
         yield app, record, broker, opcua_port
@@ -133,7 +138,8 @@ def assert_healthy(app: App, record: Record) -> None:
 
 
 def test_garbage_from_the_broker_never_crashes_or_delays(tmp_path: Path) -> None:
-    with running_station(tmp_path) as (app, record, broker, _):
+    # A 20 ms backoff cap: one broker reply per example, 40 examples in seconds.
+    with running_station(tmp_path, (0.01, 0.02)) as (app, record, broker, _):
 
         @FUZZ
         @given(reply=broker_replies)
@@ -214,7 +220,9 @@ def client_in_own_process(url: str, reads: list[tuple[int, int | str]], value: o
 
 
 def test_opcua_client_garbage_never_crashes_or_delays(tmp_path: Path) -> None:
-    with running_station(tmp_path) as (app, record, broker, port):
+    # The fake broker accepts and drops the station; the default-like backoff keeps that
+    # to one attempt every 2 s (a 20 ms cap made a reconnect storm that delayed parts).
+    with running_station(tmp_path, (0.2, 2.0)) as (app, record, broker, port):
         broker.reply = CONNACK_OK
 
         @FUZZ
