@@ -77,6 +77,7 @@ class MqttSession:
         self._state = (0, 0)
         self._state_sent: tuple[int, int] | None = None
         self._drain_until: float | None = None  # set by drain(): send what is left, then end
+        self._draining = threading.Event()  # ends a backoff wait at once (drain() sets it)
         self._backoff = Backoff(cfg.backoff_s, cfg.backoff_max_s)
         # Per connection (reset in _connect):
         self._inflight: dict[int, int] = {}  # paho mid → spool row id
@@ -99,6 +100,7 @@ class MqttSession:
     def drain(self, until: float) -> None:
         """Send what the spool holds until monotonic ``until``, then say offline and end."""
         self._drain_until = until
+        self._draining.set()
         self.wake()
 
     def close_sockets(self) -> None:
@@ -127,7 +129,7 @@ class MqttSession:
                 break
             if connected_at is not None and time.monotonic() - connected_at >= self._backoff.cap_s:
                 self._backoff.reset()  # the session held: a new failure starts short again
-            self.stop.wait(self._backoff.next())
+            self._draining.wait(self._backoff.next())  # up to backoff_max_s; a stop cuts it
         self.stop.set()
 
     def _count_failure(self, kind: str, detail: str) -> None:

@@ -176,6 +176,29 @@ def test_a_broker_that_drops_the_station_at_once_is_retried_at_the_cap(tmp_path:
     assert Spool(tmp_path / "spool.sqlite", 1 << 20).count == len(results)  # all kept
 
 
+def test_a_stop_during_a_long_backoff_is_not_held_up(tmp_path: Path) -> None:
+    """No broker, and the session waits out a 3 s reconnect delay when the stop comes:
+    the stop cuts the wait. (It used to sleep it out, up to backoff_max_s, 10 s by
+    default, with its thread and wake-up sockets left behind after the stop.)"""
+    port = free_port()  # nothing listens: every attempt is refused
+    config = daemon_config(tmp_path, port).replace("backoff_s: 0.05", "backoff_s: 3.0")
+    config = config.replace("backoff_max_s: 0.5", "backoff_max_s: 5.0")
+    app = App(parse_config(config))
+    app.start()
+    try:
+        end = time.monotonic() + 5
+        while sample("inspector_mqtt_errors_total", kind="connect") < 1:
+            assert time.monotonic() < end, "the station never tried the broker"
+            app.stop_event.wait(0.02)
+        app.stop_event.wait(0.3)  # now inside the 3 s wait
+    finally:
+        t0 = time.monotonic()
+        app.stop()
+        stop_s = time.monotonic() - t0
+    assert stop_s < 2.0, stop_s
+    assert not [t.name for t in threading.enumerate() if t.name == "inspector-mqtt"]
+
+
 def test_daemon_restart_with_a_full_spool_replays_it_first(tmp_path: Path) -> None:
     """Daemon A (a subprocess, stopped with SIGTERM) runs while the broker is down and
     leaves its messages spooled; daemon B (in-process) starts with the broker up and

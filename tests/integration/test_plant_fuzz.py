@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import pickle
 import socket
 import struct
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from asyncua import Client, ua
+from asyncua import Client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +28,7 @@ from inspector.types import Reason
 from tests.support.common import free_port
 from tests.support.daemon import Record
 from tests.support.onnx_models import make_detector_onnx
+from tests.support.opcua_client_worker import ClientProcess
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=40)
 
@@ -131,9 +128,12 @@ def running_station(
         broker.close()
 
 
-def assert_healthy(app: App, record: Record) -> None:
+def assert_healthy(app: App, record: Record, since: int = 0) -> None:
+    """No fault, and no part late among the results from the ``since``-th on (an example
+    judges its own parts; the test's end judges them all)."""
     assert app.supervisor.faulted is None, app.supervisor.faulted
-    late = [r for r in record.results.values() if r.verdict.reason is Reason.TIMEOUT]
+    results = list(record.results.values())[max(0, since - 2) :]  # and two before it
+    late = [r for r in results if r.verdict.reason is Reason.TIMEOUT]
     assert not late, [(r.trigger.part_id, r.cycle_ns / 1e6, r.stage_ns) for r in late]
 
 
@@ -191,45 +191,21 @@ def send_raw(port: int, data: bytes) -> None:
             s.recv(4096)
 
 
-async def client_input(url: str, reads: list[tuple[int, int | str]], value: object) -> None:
-    """A real client reading and writing whatever node ids the fuzzer picks."""
-    async with Client(url, timeout=5) as client:
-        for ns, ident in reads:
-            node = client.get_node(ua.NodeId(ident, ns))
-            with contextlib.suppress(ua.UaError, ValueError, TypeError):
-                await node.read_value()
-            with contextlib.suppress(ua.UaError, ValueError, TypeError):
-                await node.write_value(value)
-
-
-def client_in_own_process(url: str, reads: list[tuple[int, int | str]], value: object) -> None:
-    """Run ``client_input`` in a separate Python process, as a plant's clients are: an
-    asyncua client inside the daemon's process would share its GIL and its garbage
-    collector, which no real client does. It runs at nice 19: a plant's client runs on
-    another computer, and its interpreter start-up (a second of CPU) must not take one of
-    this 2-core host's cores from the daemon being judged."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.integration.test_plant_fuzz"],
-        preexec_fn=lambda: os.nice(19),
-        input=pickle.dumps((url, reads, value)),
-        capture_output=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-
-
 def test_opcua_client_garbage_never_crashes_or_delays(tmp_path: Path) -> None:
     # The fake broker accepts and drops the station; the default-like backoff keeps that
     # to one attempt every 2 s (a 20 ms cap made a reconnect storm that delayed parts).
-    with running_station(tmp_path, (0.2, 2.0)) as (app, record, broker, port):
+    clients = ClientProcess()  # started (and its imports compiled) before the station
+    with contextlib.ExitStack() as stack:
+        stack.callback(clients.close)
+        app, record, broker, port = stack.enter_context(running_station(tmp_path, (0.2, 2.0)))
         broker.reply = CONNACK_OK
 
         @FUZZ
         @given(data=opcua_bytes())
         def one_connection(data: bytes) -> None:
+            since = len(record.results)
             send_raw(port, data)
-            assert_healthy(app, record)
+            assert_healthy(app, record, since)
 
         one_connection()
         url = f"opc.tcp://127.0.0.1:{port}/inspector"
@@ -239,8 +215,9 @@ def test_opcua_client_garbage_never_crashes_or_delays(tmp_path: Path) -> None:
         @settings(derandomize=True, database=None, deadline=None, max_examples=10)
         @given(reads=st.lists(node_ids, max_size=5), value=values)
         def one_client(reads: list[tuple[int, int | str]], value: object) -> None:
-            client_in_own_process(url, reads, value)
-            assert_healthy(app, record)
+            since = len(record.results)
+            clients.run(url, reads, value)
+            assert_healthy(app, record, since)
 
         one_client()
 
@@ -258,8 +235,3 @@ def test_opcua_client_garbage_never_crashes_or_delays(tmp_path: Path) -> None:
         assert asyncio.run(still_serving()) > 0
     assert app.supervisor.faulted is None
     assert app.exit_code == 0
-
-
-if __name__ == "__main__":  # the client side of client_in_own_process
-    url, reads, value = pickle.loads(sys.stdin.buffer.read())
-    asyncio.run(client_input(url, reads, value))
