@@ -96,10 +96,12 @@ def replay(recipe: LoadedRecipe, images: Path, labels: Path | None, out: IO[str]
             confusion.add(truth_ng, verdict)
             # The log's and archive's field names (part_record); cycle_ms is the sum of
             # the stages, since replay has no trigger clock.
-            result = PartResult(trig, verdict, sum(stage_ns.values()), stage_ns, frame.frame_id)
+            result = PartResult(
+                trig, verdict, sum(stage_ns.values()), stage_ns, frame.frame_id, frame=frame
+            )
             record = part_record(result)
             record["image"] = frame.source_name
-            record["truth"] = None if truth_ng is None else ("NG" if truth_ng else "OK")
+            record.setdefault("truth", None)  # null: no label for this image
             out.write(json.dumps(record) + "\n")
     finally:
         camera.close()

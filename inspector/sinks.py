@@ -80,6 +80,9 @@ def part_record(result: PartResult) -> dict[str, object]:
     }
     if v.detail:
         record["detail"] = v.detail
+    truth = result.frame.truth if result.frame is not None else None
+    if truth is not None:  # the sim line (or replay with labels) knows what is on the part
+        record["truth"] = "NG" if truth else "OK"
     return record
 
 

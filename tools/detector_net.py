@@ -13,6 +13,8 @@ A small anchor-free, YOLOv8-style detector sized for a 30 ms CPU cycle budget:
 ``forward`` returns exactly the Ultralytics YOLOv8 export layout: one tensor
 ``[B, 4 + nc, N]`` with rows cx, cy, w, h in model-input pixels, then sigmoid class
 scores (no objectness); N = 80² + 40² + 20² = 8400 at 640×640, stride-8 cells first.
+The network is fully convolutional: the same weights serve any input whose sides are
+multiples of 32 (``imgsz`` may be ``(h, w)``; only the decoding grid depends on it).
 
 The loss assigns each ground-truth box to the grid cells near its centre (within 1.5
 strides, or within the box for long scratches) on the pyramid levels whose size range
@@ -69,7 +71,7 @@ class Head(nn.Module):
 class DemoDetector(nn.Module):
     """See the module docstring. ``width`` scales every channel count."""
 
-    def __init__(self, nc: int = 3, imgsz: int = 640, width: int = 8) -> None:
+    def __init__(self, nc: int = 3, imgsz: int | tuple[int, int] = 640, width: int = 8) -> None:
         super().__init__()
         w = width
         self.nc = nc
@@ -119,14 +121,15 @@ class DemoDetector(nn.Module):
         return torch.cat((self.decode(box), logits.sigmoid()), 1)
 
 
-def make_grid(imgsz: int) -> tuple[Tensor, Tensor]:
-    """Cell indices [2, N] and cell strides [1, N], stride-8 cells first (Ultralytics order)."""
+def make_grid(imgsz: int | tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Cell indices [2, N] and cell strides [1, N], stride-8 cells first (Ultralytics order),
+    for a square side or an ``(h, w)`` input."""
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
     grids, strides = [], []
     for s in STRIDES:
-        n = imgsz // s
-        ys, xs = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+        ys, xs = torch.meshgrid(torch.arange(h // s), torch.arange(w // s), indexing="ij")
         grids.append(torch.stack((xs.flatten(), ys.flatten())).float())
-        strides.append(torch.full((1, n * n), float(s)))
+        strides.append(torch.full((1, (h // s) * (w // s)), float(s)))
     return torch.cat(grids, 1), torch.cat(strides, 1)
 
 

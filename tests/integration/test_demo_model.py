@@ -59,19 +59,20 @@ def test_onnx_layout_and_ultralytics_metadata() -> None:
     sess = ort.InferenceSession(str(ONNX_PATH), providers=["CPUExecutionProvider"])
     (inp,) = sess.get_inputs()
     (out,) = sess.get_outputs()
-    assert inp.name == "images" and inp.shape == [1, 3, 640, 640] and inp.type == "tensor(float)"
-    assert out.shape == [1, 4 + len(DEFECT_CLASSES), 8400]
+    # 512×640: the sim camera's 5:4 aspect, no letterbox padding (docs/demo-model.md)
+    assert inp.name == "images" and inp.shape == [1, 3, 512, 640] and inp.type == "tensor(float)"
+    assert out.shape == [1, 4 + len(DEFECT_CLASSES), 80 * 64 + 40 * 32 + 20 * 16]
     meta = sess.get_modelmeta().custom_metadata_map
     assert ast.literal_eval(meta["names"]) == dict(enumerate(DEFECT_CLASSES))
-    assert ast.literal_eval(meta["imgsz"]) == [640, 640]
+    assert ast.literal_eval(meta["imgsz"]) == [512, 640]
     assert int(meta["stride"]) == 32 and meta["task"] == "detect"
     assert meta["description"] and meta["author"]
     # Rows 0-3 are cx, cy, w, h in input pixels; 4.. are sigmoid scores in [0, 1].
     sim = SimCameraConfig(seed=HOLDOUT_SEED, defects=SimDefectConfig(rate=1.0, kinds=["spot"]))
     image, (spot,) = render_part(HOLDOUT_SEED, 1, sim)
-    x, geo = preprocess(image, "Mono8", (640, 640), PreprocessConfig())
+    x, geo = preprocess(image, "Mono8", (512, 640), PreprocessConfig())
     (raw,) = sess.run(None, {"images": x})
-    assert raw.shape == (1, 7, 8400) and np.isfinite(raw).all()
+    assert raw.shape == (1, 7, 6720) and np.isfinite(raw).all()
     scores = raw[0, 4:]
     assert scores.min() >= 0.0 and scores.max() <= 1.0
     cls, best = np.unravel_index(scores.argmax(), scores.shape)

@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from inspector.archive import Archive
 from inspector.config import ArchiveConfig, LoggingConfig
 from inspector.errors import ConfigError
 from inspector.sinks import LogSink, MetricsSink, part_record
-from inspector.types import Finding, Frame, PartResult, Reason, Trigger, Verdict, ng
+from inspector.types import Finding, Frame, Label, PartResult, Reason, Trigger, Verdict, ng
 
 
 def exposition() -> str:
@@ -186,3 +187,16 @@ def test_a_metrics_port_in_use_is_a_config_error() -> None:
         port = held.getsockname()[1]
         with pytest.raises(ConfigError, match=f"metrics: cannot listen on 127.0.0.1:{port}"):
             metrics.serve("127.0.0.1", port)
+
+
+def test_the_part_record_carries_the_ground_truth_when_the_frame_knows_it() -> None:
+    """The sim line's parts say what was on them (the soak counts escapes from the log);
+    a camera's frame knows nothing, and the field is absent."""
+    image = np.zeros((4, 4), np.uint8)
+    label = Label("spot", (1.0, 1.0, 2.0, 2.0))
+    cases = {"NG": (label,), "OK": (), None: None}
+    for want, truth in cases.items():
+        frame = Frame(image, "Mono8", 1, 0, truth=truth)
+        record = part_record(replace(result(3, ng(Reason.DEFECT)), frame=frame))
+        assert record.get("truth") == want
+    assert "truth" not in part_record(result(4, ng(Reason.TIMEOUT)))
