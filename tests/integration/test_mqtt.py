@@ -14,11 +14,9 @@ authorized"), and admits the station once the consumer has subscribed (SIGHUP).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,7 +36,14 @@ from inspector.types import PartResult, Reason
 from tests.support.common import REPO, free_port
 from tests.support.daemon import Record
 from tests.support.onnx_models import make_detector_onnx
-from tests.support.plant import Consumer, Mosquitto, first_arrivals, password_file
+from tests.support.plant import (
+    CONNACK_OK,
+    Consumer,
+    FakeBroker,
+    Mosquitto,
+    first_arrivals,
+    password_file,
+)
 
 RATE_HZ = 10
 USERS = {"station": "s3cret-station", "consumer": "s3cret-consumer"}
@@ -140,23 +145,8 @@ def test_a_broker_that_drops_the_station_at_once_is_retried_at_the_cap(tmp_path:
     about 11 attempts; resetting on CONNACK made 77, and in CI such a storm (with a
     20 ms cap) delayed verdicts past a 100 ms budget."""
     port = free_port()
-    server = socket.create_server(("127.0.0.1", port))
-    server.settimeout(0.1)
-    stop = threading.Event()
-
-    def flapping_broker() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn, contextlib.suppress(OSError):
-                conn.settimeout(1.0)
-                conn.recv(4096)  # the station's CONNECT
-                conn.sendall(bytes([0x20, 0x03, 0x00, 0x00, 0x00]))  # MQTT 5 CONNACK, success
-
-    thread = threading.Thread(target=flapping_broker, name="flapping-broker")
-    thread.start()
+    broker = FakeBroker(port)  # CONNACK, then the station is dropped
+    broker.reply = CONNACK_OK
     record = Record()
     app = App(parse_config(daemon_config(tmp_path, port)), extra_sinks=[record])
     try:
@@ -166,9 +156,7 @@ def test_a_broker_that_drops_the_station_at_once_is_retried_at_the_cap(tmp_path:
         attempts = sample("inspector_mqtt_connect_attempts_total") - before
     finally:
         app.stop()
-        stop.set()
-        thread.join(5)
-        server.close()
+        broker.close()
     print(f"connect attempts in 4 s against a broker that drops at once: {attempts:.0f}")
     assert 4 <= attempts <= 16, attempts
     results = list(record.results.values())

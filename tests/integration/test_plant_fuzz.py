@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tests.support.common import free_port
 from tests.support.daemon import Record
 from tests.support.onnx_models import make_detector_onnx
 from tests.support.opcua_client_worker import ClientProcess
+from tests.support.plant import CONNACK_OK, FakeBroker
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=40)
 
@@ -51,7 +51,6 @@ def mqtt_packet(draw: st.DrawFn) -> bytes:
     return bytes([header]) + remaining_length(length) + body
 
 
-CONNACK_OK = bytes([0x20, 0x03, 0x00, 0x00, 0x00])  # MQTT 5, session absent, success, no props
 broker_replies = st.one_of(
     st.binary(max_size=80),  # plain garbage
     st.lists(mqtt_packet(), max_size=4).map(b"".join),  # garbage packets before CONNACK
@@ -60,38 +59,6 @@ broker_replies = st.one_of(
         lambda props: bytes([0x20, 3 + len(props), 0, 0]) + remaining_length(len(props)) + props
     ),  # CONNACK properties
 )
-
-
-class FakeBroker:
-    """Accepts MQTT clients on loopback and answers each with the next fuzz reply."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.sock.settimeout(0.1)
-        self.reply = b""
-        self.served = threading.Event()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="fake-broker")
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(0.2)
-                with contextlib.suppress(OSError):
-                    conn.recv(4096)  # the client's CONNECT
-                    conn.sendall(self.reply)
-                    conn.recv(4096)  # whatever comes back, until it gives up or 0.2 s
-            self.served.set()
-        self.sock.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
 
 
 def fuzz_config(

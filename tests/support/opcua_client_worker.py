@@ -17,11 +17,10 @@ import pickle
 import struct
 import subprocess
 import sys
-from pathlib import Path
 
 from asyncua import Client, ua
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.common import REPO
 
 
 async def client_input(url: str, reads: list[tuple[int, int | str]], value: object) -> None:

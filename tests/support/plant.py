@@ -3,11 +3,13 @@
 The broker is the Debian package (``tools/get-mosquitto.sh``, run by ``make test``),
 started on a free 127.0.0.1 port with a generated config: ``listener PORT 127.0.0.1``,
 ``allow_anonymous true`` (or a password file), persistence off. ``kill()`` is SIGKILL:
-the broker vanishes as in a crash.
+the broker vanishes as in a crash. ``FakeBroker`` is the other kind: it answers every
+station with one given reply (garbage, or a CONNACK) and drops it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +26,40 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.support.common import REPO
+
+CONNACK_OK = bytes([0x20, 0x03, 0x00, 0x00, 0x00])  # MQTT 5, session absent, success, no props
+
+
+class FakeBroker:
+    """Accepts MQTT clients on loopback and answers each with the next fuzz reply."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.sock.settimeout(0.1)
+        self.reply = b""
+        self.served = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="fake-broker")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(0.2)
+                with contextlib.suppress(OSError):
+                    conn.recv(4096)  # the client's CONNECT
+                    conn.sendall(self.reply)
+                    conn.recv(4096)  # whatever comes back, until it gives up or 0.2 s
+            self.served.set()
+        self.sock.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
 
 
 def mosquitto_binary() -> str:
