@@ -1,31 +1,37 @@
 """Fuzzing the plant links: a broker that answers garbage, OPC UA clients that send it.
 
-The daemon runs as the real ``App`` on the sim line (internal trigger) for the whole
-test; hypothesis (derandomized, no example database) feeds one input per example. The
-daemon must never fault (no thread death, exit 70) and never delay a verdict: every
-triggered part is decided within the cycle budget (0 deadline misses), and every part
-is still in the MQTT spool or was sent.
+The daemon runs as ``python -m inspector run`` on the sim line (internal trigger) for
+the whole test, in its own process as on a station: pytest, hypothesis and the log
+capture share neither its GIL nor its garbage collector. Hypothesis (derandomized, no
+example database) feeds one input per example over the network. The daemon must never
+fault (it stays up, and exits 0 at SIGTERM) and never delay a verdict: every triggered
+part is decided within the cycle budget (0 deadline misses, read from its per-part log),
+and every part is still in the MQTT spool or was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from asyncua import Client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inspector.app import App
-from inspector.config import parse_config
 from inspector.plant.spool import Spool
-from inspector.types import Reason
 from tests.support.common import free_port
-from tests.support.daemon import Record
 from tests.support.onnx_models import make_detector_onnx
 from tests.support.opcua_client_worker import ClientProcess
 from tests.support.plant import CONNACK_OK, FakeBroker
@@ -71,55 +77,98 @@ trigger: {{source: internal, rate_hz: 20}}
 camera: {{type: sim, sim: {{width: 320, height: 256, pool_size: 8, seed: 5}}}}
 recipes: [{{id: 1, name: plate, models: [{{path: "{model}"}}]}}]
 metrics: {{enabled: false}}
-logging: {{per_part: false}}
+logging: {{format: json, per_part: true, ok_parts: all}}
 mqtt: {{enabled: true, port: {mqtt_port}, spool_path: "{tmp_path / "spool.sqlite"}",
        backoff_s: {backoff[0]}, backoff_max_s: {backoff[1]}, connect_timeout_s: 0.3}}
 opcua: {{enabled: true, port: {opcua_port}}}
 """
 
 
+@dataclass
+class Station:
+    """The daemon under test: its process and what its JSON log said, line by line."""
+
+    proc: subprocess.Popen[str]
+    broker: FakeBroker
+    opcua_port: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+    exit_code: int | None = None
+
+    def parts(self) -> list[dict[str, Any]]:
+        return [e for e in list(self.events) if e.get("event") == "part"]
+
+
 @contextlib.contextmanager
-def running_station(
-    tmp_path: Path, backoff: tuple[float, float]
-) -> Iterator[tuple[App, Record, FakeBroker, int]]:
+def running_station(tmp_path: Path, backoff: tuple[float, float]) -> Iterator[Station]:
     mqtt_port, opcua_port = free_port(), free_port()
+    cfg = tmp_path / "station.yaml"
+    cfg.write_text(fuzz_config(tmp_path, mqtt_port, opcua_port, backoff))
     broker = FakeBroker(mqtt_port)
-    record = Record()
-    config = fuzz_config(tmp_path, mqtt_port, opcua_port, backoff)
-    app = App(parse_config(config), extra_sinks=[record])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inspector", "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    station = Station(proc, broker, opcua_port)
+    ready = threading.Event()
+
+    def read() -> None:  # the daemon never blocks on its log pipe
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "raw", "line": line.rstrip()}
+            station.events.append(event)
+            if event.get("event") == "ready":
+                ready.set()
+
+    reader = threading.Thread(target=read, name="test-station-stdout")
+    reader.start()
     try:
-        app.start()
-        yield app, record, broker, opcua_port
+        assert ready.wait(60), station.events[-10:]
+        yield station
     finally:
-        app.stop()
-        broker.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            station.exit_code = proc.wait(timeout=10)
+        finally:
+            proc.kill()
+            reader.join(5)
+            broker.close()
 
 
-def assert_healthy(app: App, record: Record, since: int = 0) -> None:
-    """No fault, and no part late among the results from the ``since``-th on (an example
-    judges its own parts; the test's end judges them all)."""
-    assert app.supervisor.faulted is None, app.supervisor.faulted
-    results = list(record.results.values())[max(0, since - 2) :]  # and two before it
-    late = [r for r in results if r.verdict.reason is Reason.TIMEOUT]
-    assert not late, [(r.trigger.part_id, r.cycle_ns / 1e6, r.stage_ns) for r in late]
+def assert_healthy(station: Station, since: int = 0) -> None:
+    """Still running (a fault exits 70), and no part late among the parts from the
+    ``since``-th on (an example judges its own parts; the test's end judges them all)."""
+    assert station.proc.poll() is None, station.events[-10:]
+    parts = station.parts()[max(0, since - 2) :]  # and two before it
+    late = [
+        (p["part_id"], p["cycle_ms"], p["stages_ms"]) for p in parts if p["reason"] == "timeout"
+    ]
+    assert not late, late
 
 
 def test_garbage_from_the_broker_never_crashes_or_delays(tmp_path: Path) -> None:
     # A 20 ms backoff cap: one broker reply per example, 40 examples in seconds.
-    with running_station(tmp_path, (0.01, 0.02)) as (app, record, broker, _):
+    with running_station(tmp_path, (0.01, 0.02)) as station:
+        broker = station.broker
 
         @FUZZ
         @given(reply=broker_replies)
         def one_session(reply: bytes) -> None:
+            since = len(station.parts())
             broker.reply = reply
             broker.served.clear()
             assert broker.served.wait(10), "the station stopped trying the broker"
-            assert_healthy(app, record)
+            assert_healthy(station, since)
 
         one_session()
-        parts = len(record.results)
-    assert_healthy(app, record)
-    assert app.exit_code == 0
+        assert_healthy(station)
+    assert station.exit_code == 0
+    parts = len(station.parts())  # after the stop: the parts decided while stopping too
     # Nothing was lost: a fake broker may have "acknowledged" a few with a lucky PUBACK,
     # everything else waits in the spool for a real one.
     spooled = Spool(tmp_path / "spool.sqlite", 1 << 30).count
@@ -164,15 +213,16 @@ def test_opcua_client_garbage_never_crashes_or_delays(tmp_path: Path) -> None:
     clients = ClientProcess()  # started (and its imports compiled) before the station
     with contextlib.ExitStack() as stack:
         stack.callback(clients.close)
-        app, record, broker, port = stack.enter_context(running_station(tmp_path, (0.2, 2.0)))
-        broker.reply = CONNACK_OK
+        station = stack.enter_context(running_station(tmp_path, (0.2, 2.0)))
+        station.broker.reply = CONNACK_OK
+        port = station.opcua_port
 
         @FUZZ
         @given(data=opcua_bytes())
         def one_connection(data: bytes) -> None:
-            since = len(record.results)
+            since = len(station.parts())
             send_raw(port, data)
-            assert_healthy(app, record, since)
+            assert_healthy(station, since)
 
         one_connection()
         url = f"opc.tcp://127.0.0.1:{port}/inspector"
@@ -182,9 +232,9 @@ def test_opcua_client_garbage_never_crashes_or_delays(tmp_path: Path) -> None:
         @settings(derandomize=True, database=None, deadline=None, max_examples=10)
         @given(reads=st.lists(node_ids, max_size=5), value=values)
         def one_client(reads: list[tuple[int, int | str]], value: object) -> None:
-            since = len(record.results)
+            since = len(station.parts())
             clients.run(url, reads, value)
-            assert_healthy(app, record, since)
+            assert_healthy(station, since)
 
         one_client()
 
@@ -196,9 +246,6 @@ def test_opcua_client_garbage_never_crashes_or_delays(tmp_path: Path) -> None:
                 )
                 return int(await total.read_value())
 
-        assert_healthy(app, record)
-        # One in-process client at the end (it shares the daemon's GIL, unlike a real
-        # one): the server still answers; no part timing is judged during it.
-        assert asyncio.run(still_serving()) > 0
-    assert app.supervisor.faulted is None
-    assert app.exit_code == 0
+        assert asyncio.run(still_serving()) > 0  # the server still answers a good client
+        assert_healthy(station)
+    assert station.exit_code == 0
