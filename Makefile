@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit systemd-tools test-gpu test-tensorrt bench clean
+.PHONY: run test lint typecheck unit systemd-tools cxx test-gpu test-tensorrt bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v < (3, 14) else "inspector needs Python 3.10-3.13 (set PYTHON=...), found %d.%d" % v)'
@@ -28,7 +28,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) .cache/bin/promtool .cache/bin/prometheus .cache/bin/chromium .cache/bin/mosquitto systemd-tools
+unit: $(STAMP) .cache/bin/promtool .cache/bin/prometheus .cache/bin/chromium .cache/bin/mosquitto systemd-tools cxx
 	$(BIN)/python -m pytest -m "not gpu and not tensorrt" -q
 
 # promtool (metrics lint, alert-rule unit tests) and the prometheus server (the
@@ -40,6 +40,11 @@ unit: $(STAMP) .cache/bin/promtool .cache/bin/prometheus .cache/bin/chromium .ca
 systemd-tools:
 	@command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null || \
 	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends systemd >/dev/null; }
+
+# g++ builds the GPU preprocessing kernel's source for the CPU (tests/support/kernel_cpu.py).
+cxx:
+	@command -v g++ >/dev/null || \
+	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends g++ >/dev/null; }
 
 # Debian's chromium for the web page's browser test (driven by Playwright, no download)
 .cache/bin/chromium:

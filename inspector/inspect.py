@@ -55,6 +55,9 @@ class Runner(Protocol):
     consecutive_failures: int
     #: How often the worker should call ``idle`` while no part waits (None: never).
     keepalive_s: float | None
+    #: Whether ``submit`` only enqueues (device runners): the quality gate then runs on
+    #: the host while the device works, instead of before.
+    overlaps: bool
 
     def submit(self, frame: Frame) -> Any: ...
     def ready(self, ticket: Any) -> bool: ...
@@ -92,6 +95,7 @@ class HostRunner:
     """
 
     keepalive_s: float | None = None
+    overlaps = False  # submit does the whole part
 
     def __init__(self, cfg: ModelConfig, backend: Backend, post: Postprocessor) -> None:
         self.backend, self.post = backend, post
@@ -198,21 +202,35 @@ def gate(frame: Frame, cfg: QualityConfig, stage_ns: dict[str, int]) -> Verdict 
 
 
 def begin_part(frame: Frame, recipe: LoadedRecipe) -> PartInFlight:
-    """Gate the frame, then submit it to every model of the recipe. Never raises."""
+    """Gate the frame and submit it to every model of the recipe. Never raises.
+
+    On the host the gate comes first, so a refused frame costs no inference. When every
+    runner only enqueues (device runners), the frame is submitted first and gated while
+    the device works: the gate's time leaves the part's latency, and ``finish_part``
+    still answers the gate's NG whatever the models found.
+    """
     part = PartInFlight(recipe)
-    try:
-        part.refused = gate(frame, recipe.cfg.quality, part.stage_ns)
-    except Exception as exc:  # collected into the verdict by finish_part
-        part.error = exc
-    if part.refused is not None or part.error is not None:
-        return part
+    overlap = all(m.runner.overlaps for m in recipe.models)
+    if not overlap:
+        _gate(frame, part)
+        if part.refused is not None or part.error is not None:
+            return part
     for model in recipe.models:
         try:
             part.tickets.append((model.runner, model.runner.submit(frame)))
         except Exception as exc:  # collected into the verdict by finish_part
             part.error = exc
             break
+    if overlap and part.error is None:
+        _gate(frame, part)
     return part
+
+
+def _gate(frame: Frame, part: PartInFlight) -> None:
+    try:
+        part.refused = gate(frame, part.recipe.cfg.quality, part.stage_ns)
+    except Exception as exc:  # collected into the verdict by finish_part
+        part.error = exc
 
 
 def part_ready(part: PartInFlight) -> bool:
@@ -235,10 +253,10 @@ def finish_part(part: PartInFlight) -> tuple[Verdict, dict[str, int]]:
         findings.extend(found)
         for k, v in times.items():
             stage_ns[k] = stage_ns.get(k, 0) + v
+    if part.refused is not None:  # the gate's NG, whatever the models said
+        return part.refused, stage_ns
     if error is not None:
         return _failed(error), stage_ns
-    if part.refused is not None:
-        return part.refused, stage_ns
     t0 = time.monotonic_ns()
     verdict = decide(findings, part.recipe.cfg.rules)
     stage_ns["decide"] = time.monotonic_ns() - t0

@@ -15,7 +15,10 @@ else
 fi
 export PYTHONUNBUFFERED=1 INSPECTOR_KERNEL_CACHE=/tmp/inspector-kernels
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv;
-  python3 -c "import torch, cuda.bindings; print('torch', torch.__version__, 'cuda-bindings', cuda.bindings.__version__)"; } \
+  python3 -c "import torch, cuda.bindings; print('torch', torch.__version__, 'cuda-bindings', cuda.bindings.__version__)";
+  echo "CPU: $(nproc) usable; governor: $(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null || echo n/a);" \
+    "driver: $(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_driver 2>/dev/null || echo n/a);" \
+    "$(grep -m1 'model name' /proc/cpuinfo)"; } \
   2>&1 | tee "$OUT/env.txt"
 test_rc=0
 if [ -z "${SKIP_TESTS:-}" ]; then

@@ -7,13 +7,16 @@ graph, so only the final boxes come back to the host:
 1. ``inspector_candidates`` (one thread per candidate) decodes the best class and score
    exactly as ``models/detection.decode`` does (YOLOv5: objectness × class score; the
    first maximum wins a tie), drops candidates below ``detection.conf``, turns cx, cy, w, h
-   into x1, y1, x2, y2, and appends the rest to a ``[CAP, 6]`` buffer with an atomic
-   counter. Every value it reads is checked: a NaN or inf anywhere in the output is
-   counted, and the host then fails the part closed, as ``require_finite`` does on the
-   CPU path.
-2. ``inspector_nms`` (one block) sorts the candidates by score (bitonic sort in shared
-   memory) and runs the CPU path's greedy class-aware NMS (same IoU formula, a box is
-   suppressed when IoU > ``detection.iou``, at most ``detection.max_det`` kept).
+   into x1, y1, x2, y2, and appends the rest with its anchor index to a ``[CAP, 7]``
+   buffer with an atomic counter (so in no fixed order). Every value it reads is
+   checked: a NaN or inf anywhere in the output is counted, and the host then fails the
+   part closed, as ``require_finite`` does on the CPU path.
+2. ``inspector_nms`` (one block) sorts the candidates by score, best first, equal scores
+   by anchor index (bitonic sort in shared memory): the CPU path's order exactly, so
+   tied candidates (a saturated score of 1.0 is common) resolve the same way on both
+   paths and from run to run. It then runs the CPU path's greedy class-aware NMS (same
+   IoU formula, a box is suppressed when IoU > ``detection.iou``, at most
+   ``detection.max_det`` kept).
 
 One D2H copy then brings a small header (kept, candidates, non-finite count) and the
 kept rows. More than ``CAP`` candidates above the floor cannot all be sorted: the part
@@ -100,9 +103,14 @@ extern "C" __global__ void inspector_candidates(const void* src, CandParams p, f
     int slot = atomicAdd(&counters[0], 1);
     if (slot >= p.cap) return;
     float hw = w * 0.5f, hh = h * 0.5f;
-    float* o = cand + (long long)slot * 6;
+    float* o = cand + (long long)slot * 7;
     o[0] = cx - hw; o[1] = cy - hh; o[2] = cx + hw; o[3] = cy + hh;
-    o[4] = best; o[5] = (float)cls;
+    o[4] = best; o[5] = (float)cls; o[6] = __int_as_float(i);
+}
+
+// Whether candidate (ka, ia) comes before (kb, ib): higher score first, then lower anchor.
+__device__ __forceinline__ bool before(float ka, int ia, float kb, int ib) {
+    return ka > kb || (ka == kb && ia < ib);
 }
 
 #define NMS_CAP 1024
@@ -110,6 +118,7 @@ extern "C" __global__ void inspector_candidates(const void* src, CandParams p, f
 extern "C" __global__ void inspector_nms(const float* cand, const int* counters, NmsParams q,
                                          float* out) {
     __shared__ float key[NMS_CAP];
+    __shared__ int anchor[NMS_CAP];
     __shared__ short idx[NMS_CAP];
     __shared__ float box[NMS_CAP][4];
     __shared__ int cls[NMS_CAP];
@@ -121,20 +130,23 @@ extern "C" __global__ void inspector_nms(const float* cand, const int* counters,
     int m = 1;
     while (m < n) m <<= 1;
     for (int i = t; i < m; i += nt) {
-        key[i] = i < n ? cand[i * 6 + 4] : -3.0e38f;
+        key[i] = i < n ? cand[i * 7 + 4] : -3.0e38f;
+        anchor[i] = i < n ? __float_as_int(cand[i * 7 + 6]) : 0x7fffffff;
         idx[i] = (short)i;
     }
     __syncthreads();
-    // Bitonic sort, best score first.
+    // Bitonic sort: best score first, equal scores by anchor.
     for (int k = 2; k <= m; k <<= 1) {
         for (int j = k >> 1; j > 0; j >>= 1) {
             for (int i = t; i < m; i += nt) {
                 int l = i ^ j;
                 if (l > i) {
                     float a = key[i], b = key[l];
-                    bool swap = ((i & k) == 0) ? (a < b) : (a > b);
+                    int aa = anchor[i], ab = anchor[l];
+                    bool swap = ((i & k) == 0) ? before(b, ab, a, aa) : before(a, aa, b, ab);
                     if (swap) {
                         key[i] = b; key[l] = a;
+                        anchor[i] = ab; anchor[l] = aa;
                         short s = idx[i]; idx[i] = idx[l]; idx[l] = s;
                     }
                 }
@@ -143,7 +155,7 @@ extern "C" __global__ void inspector_nms(const float* cand, const int* counters,
         }
     }
     for (int i = t; i < n; i += nt) {
-        const float* c = cand + (long long)idx[i] * 6;
+        const float* c = cand + (long long)idx[i] * 7;
         box[i][0] = c[0]; box[i][1] = c[1]; box[i][2] = c[2]; box[i][3] = c[3];
         cls[i] = (int)c[5];
         removed[i] = 0;
@@ -237,7 +249,7 @@ class DeviceDetect:
         _, a, b = output.shape
         n, channels = (b, a) if layout == "yolov8" else (a, b)
         first = 4 if layout == "yolov8" else 5
-        self._cand = cu.DeviceBuffer(CAP * 6 * 4)
+        self._cand = cu.DeviceBuffer(CAP * 7 * 4)
         self._counters = cu.DeviceBuffer(2 * 4)
         rows = _HEADER + post.max_det * 6
         self._out = cu.DeviceBuffer(rows * 4)

@@ -159,6 +159,8 @@ class Ticket:
 class DeviceRunner:
     """Runs one model on the device for the worker: submit, ready, collect, idle."""
 
+    overlaps = True  # submit only enqueues: the quality gate runs while the GPU works
+
     def __init__(
         self,
         cfg: ModelConfig,

@@ -97,7 +97,9 @@ def nms(
     iou_threshold: float,
     max_det: int,
 ) -> npt.NDArray[np.intp]:
-    """Class-aware greedy NMS; returns kept indices, best score first.
+    """Class-aware greedy NMS; returns kept indices, best score first, equal scores in
+    candidate (anchor) order: a fixed order, the device NMS's too (``gpu/detect.py``), so
+    tied candidates (saturated scores of 1.0 are common) resolve the same way everywhere.
 
     Boxes of different classes never suppress each other: each class is shifted to its
     own region of the plane, so one vectorised IoU pass serves all classes.
@@ -108,7 +110,7 @@ def nms(
     shifted = boxes + (class_ids.astype(np.float32) * span)[:, None]
     x1, y1, x2, y2 = shifted.T
     areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    order = scores.argsort()[::-1]
+    order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
     while order.size and len(keep) < max_det:
         i = int(order[0])
@@ -241,16 +243,19 @@ def box_findings(
         return []
     frame_boxes = geometry.to_frame(np.ascontiguousarray(boxes, np.float32))
     per_box = areas if areas is not None else [None] * len(scores)
+    # .tolist() turns each array into Python numbers at once (the same values float()
+    # and int() give one element at a time, at a fraction of the per-part cost).
+    rows = zip(frame_boxes.tolist(), scores.tolist(), class_ids.tolist(), per_box, strict=True)
     return [
         Finding(
-            class_name=class_names[int(c)],
-            class_id=int(c),
-            confidence=float(s),
-            box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+            class_name=class_names[c],
+            class_id=c,
+            confidence=s,
+            box=(b[0], b[1], b[2], b[3]),
             model=model,
             area_px=a,
         )
-        for b, s, c, a in zip(frame_boxes, scores, class_ids, per_box, strict=True)
+        for b, s, c, a in rows
     ]
 
 

@@ -243,6 +243,12 @@ def host_free(ptr: int) -> None:
     check(drv.cuMemFreeHost(ptr), "cuMemFreeHost")
 
 
+def copy_htod(dst: int, src_host: int, nbytes: int) -> None:
+    """Blocking upload (set-up only: tables, constants)."""
+    drv, _ = bindings()
+    check(drv.cuMemcpyHtoD(dst, src_host, nbytes), "cuMemcpyHtoD")
+
+
 def copy_htod_async(dst: int, src_host: int, nbytes: int, stream: int) -> None:
     drv, _ = bindings()
     check(drv.cuMemcpyHtoDAsync(dst, src_host, nbytes, stream), "cuMemcpyHtoDAsync")

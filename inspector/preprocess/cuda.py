@@ -36,6 +36,7 @@ from inspector.preprocess.cuda_kernel import (
     KERNEL_NAME,
     KERNEL_SOURCE,
     kernel_params,
+    resize_taps,
     source_bytes,
 )
 from inspector.preprocess.geometry import Geometry
@@ -75,11 +76,21 @@ class CudaPreprocessor:
         self.mapped = info.integrated
         self.nbytes = source_bytes(self.params)
         self._fn = fused_kernel(info.arch)
-        # The frame's copy on the device (discrete GPUs); the kernel reads it.
-        self._src = None if self.mapped else cu.DeviceBuffer(self.nbytes)
+        # The resize taps (OpenCV's, computed once on the host), then the frame's copy on
+        # the device (discrete GPUs); the kernel reads both.
+        taps = resize_taps(self.params)
+        self._taps: cu.DeviceBuffer | None = cu.DeviceBuffer(taps.nbytes)
+        self._src: cu.DeviceBuffer | None = None
+        try:
+            cu.copy_htod(self._taps.ptr, taps.ctypes.data, taps.nbytes)
+            self._src = None if self.mapped else cu.DeviceBuffer(self.nbytes)
+        except BaseException:
+            self.close()
+            raise
         self._arg_src = ctypes.c_void_p(0)
         self._arg_dst = ctypes.c_void_p(0)
-        self._args = cu.KernelArgs(self._arg_src, self._arg_dst, self.params)
+        self._arg_taps = ctypes.c_void_p(self._taps.ptr)
+        self._args = cu.KernelArgs(self._arg_src, self._arg_dst, self._arg_taps, self.params)
         dst_h, dst_w = input_hw
         self._grid = (-(-dst_w // _BLOCK[0]), -(-dst_h // _BLOCK[1]), 1)
 
@@ -101,12 +112,13 @@ class CudaPreprocessor:
         cu.launch(self._fn, self._grid, _BLOCK, stream, self._args.pointer)
 
     def close(self) -> None:
-        """Free the device buffer. Safe to call twice; never raises (after a sticky CUDA
+        """Free the device buffers. Safe to call twice; never raises (after a sticky CUDA
         error the context is lost anyway)."""
-        if self._src is not None:
-            src, self._src = self._src, None
-            with contextlib.suppress(BackendError):  # already counted and named
-                src.close()
+        for buf in (self._src, self._taps):
+            if buf is not None:
+                with contextlib.suppress(BackendError):  # already counted and named
+                    buf.close()
+        self._src = self._taps = None
 
 
 def preprocess_once(

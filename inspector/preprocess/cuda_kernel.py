@@ -12,12 +12,21 @@ It reproduces the CPU path (``preprocess/cpu.py``) on purpose:
   at a green site ``(a+b+1)>>1`` of the two neighbours. OpenCV computes rows/columns
   1..H-2 / 1..W-2 and copies the outermost ones from their inner neighbours, which is
   the same as clamping the coordinate to ``[1, size-2]`` before debayering.
-- resize = ``cv2.resize(INTER_LINEAR)``: half-pixel centres, ``fx = (dx+0.5)*scale-0.5``,
-  indices below 0 or at/after the last pixel clamp with weight 0. OpenCV rounds the
-  resized image to uint8 and uses 11-bit weights; we keep the exact float, which differs
-  by at most ~0.75/255 (tests check 1/255).
+- resize = ``cv2.resize(INTER_LINEAR)`` on uint8, in OpenCV's own fixed point: the
+  taps (source index and two 11-bit weights per output column and row) are computed on
+  the host exactly as OpenCV computes them (``resize_taps``: ``fx`` in float32 from
+  ``(dx+0.5)*scale-0.5`` in double, weights ``cvRound(w*2048)``) and read from a small
+  device table; the horizontal pass sums in int, the vertical pass rounds as OpenCV's
+  vector code does, ``((h0>>4)*b0>>16) + ((h1>>4)*b1>>16) + 2 >> 2``, to uint8. For
+  downscaling (the camera-to-model case) the result equals ``cv2.resize`` bit for bit
+  (``tools/kernel_cpu_check.py``; a 2x step is OpenCV's 4-pixel average ``(sum+2)>>2``
+  by the same formula); upscaling may differ by 1 of 255 in a few pixels in 10,000.
+  The model therefore sees the same tensor on the GPU path as on the CPU path, and on
+  the CPU path as Ultralytics' own preprocessing, which also resizes in uint8.
 - normalisation = ``v * scale[c] + offset[c]`` with cpu.py's float32
-  ``scale = 1/(255*std)`` and ``offset = -mean/std`` (the GPU fuses it into one FMA).
+  ``scale = 1/(255*std)`` and ``offset = -mean/std``, rounded after the product and
+  after the sum as cpu.py's table is (``__fmul_rn``/``__fadd_rn``: no fused FMA), so
+  the float32 input is bit-identical, and the fp16 one too (round to nearest even).
 
 The source must also compile as plain C++ (``tools/kernel_cpu_check.py`` builds it with
 g++ to compare against OpenCV without a GPU), hence no CUDA headers: fp16 is written
@@ -27,6 +36,9 @@ with one PTX instruction.
 from __future__ import annotations
 
 import ctypes
+
+import numpy as np
+import numpy.typing as npt
 
 from inspector.config import PreprocessConfig
 from inspector.errors import ConfigError
@@ -49,13 +61,20 @@ struct Params {
     int dst_w, dst_h;              // model input size
     int out_rgb;                   // 1: channel 0 is red; 0: channel 0 is blue
     int fp16;                      // 1: write half floats; 0: float32
-    float scale_x, scale_y;        // source pixels per resized pixel
     float mul0, mul1, mul2;        // model channel order: out = v * mul + add, where
     float add0, add1, add2;        // mul = 1/(255*std), add = -mean/std (as cpu.py)
     float pad0, pad1, pad2;        // normalised padding value per channel
 };
 
-struct Px { float b, g, r; };
+struct Px { int b, g, r; };
+
+#ifdef INSPECTOR_CPU_CHECK
+#define FMUL(a, b) ((a) * (b))
+#define FADD(a, b) ((a) + (b))
+#else
+#define FMUL(a, b) __fmul_rn((a), (b))
+#define FADD(a, b) __fadd_rn((a), (b))
+#endif
 
 __device__ __forceinline__ int clampi(int v, int lo, int hi) {
     return v < lo ? lo : (v > hi ? hi : v);
@@ -73,13 +92,13 @@ __device__ __forceinline__ Px debayer3(const int* w, int stride, const Params& p
     int px = (x - p.red_x) & 1, py = (y - p.red_y) & 1;
     Px o;
     if (px == 0 && py == 0) {          // red site
-        o.r = (float)ctr; o.g = (float)((cross + 2) >> 2); o.b = (float)((diag + 2) >> 2);
+        o.r = ctr; o.g = (cross + 2) >> 2; o.b = (diag + 2) >> 2;
     } else if (px == 1 && py == 1) {   // blue site
-        o.b = (float)ctr; o.g = (float)((cross + 2) >> 2); o.r = (float)((diag + 2) >> 2);
+        o.b = ctr; o.g = (cross + 2) >> 2; o.r = (diag + 2) >> 2;
     } else if (py == 0) {              // green site on a red row
-        o.g = (float)ctr; o.r = (float)horiz; o.b = (float)vert;
+        o.g = ctr; o.r = horiz; o.b = vert;
     } else {                           // green site on a blue row
-        o.g = (float)ctr; o.b = (float)horiz; o.r = (float)vert;
+        o.g = ctr; o.b = horiz; o.r = vert;
     }
     return o;
 }
@@ -121,7 +140,7 @@ __device__ __forceinline__ Px pixel_at(const unsigned char* s, const Params& p, 
     Px o;
     if (p.fmt == 3) return bayer_at(s, p, x, y);
     if (p.fmt == 0) {
-        float v = (float)s[(long long)y * p.src_pitch + x];
+        int v = s[(long long)y * p.src_pitch + x];
         o.b = v; o.g = v; o.r = v;
         return o;
     }
@@ -131,17 +150,13 @@ __device__ __forceinline__ Px pixel_at(const unsigned char* s, const Params& p, 
     return o;
 }
 
-// cv2.resize INTER_LINEAR source index and weight along one axis.
-__device__ __forceinline__ void linear_tap(int d, float scale, int size, int* i0, int* i1,
-                                           float* w) {
-    float f = ((float)d + 0.5f) * scale - 0.5f;
-    int i = (int)floorf(f);
-    float a = f - (float)i;
-    if (i < 0) { i = 0; a = 0.0f; }
-    if (i >= size - 1) { i = size - 1; a = 0.0f; }
-    *i0 = i;
-    *i1 = i + 1 < size ? i + 1 : size - 1;
-    *w = a;
+// One output value of cv2.resize INTER_LINEAR on uint8: the horizontal pass in int with
+// 11-bit weights, the vertical pass rounded as OpenCV's vector code rounds it.
+__device__ __forceinline__ int lerp_u8(int a, int b, int c, int d, int wx, int wy) {
+    int h0 = a * (wx >> 16) + b * (wx & 0xFFFF);
+    int h1 = c * (wx >> 16) + d * (wx & 0xFFFF);
+    int v = ((((h0 >> 4) * (wy >> 16)) >> 16) + (((h1 >> 4) * (wy & 0xFFFF)) >> 16) + 2) >> 2;
+    return v < 0 ? 0 : (v > 255 ? 255 : v);
 }
 
 __device__ __forceinline__ unsigned short to_half(float v) {
@@ -160,7 +175,10 @@ __device__ __forceinline__ void store(void* dst, const Params& p, int c, long lo
     else ((float*)dst)[off] = v;
 }
 
-extern "C" __global__ void inspector_preprocess(const unsigned char* src, void* dst, Params p) {
+// taps: per resized column, then per resized row, two ints: the first source index and
+// the two weights (w0 << 16 | w1, in 1/2048), as resize_taps() computes them.
+extern "C" __global__ void inspector_preprocess(const unsigned char* src, void* dst,
+                                                const int* taps, Params p) {
     int ox = blockIdx.x * blockDim.x + threadIdx.x;
     int oy = blockIdx.y * blockDim.y + threadIdx.y;
     if (ox >= p.dst_w || oy >= p.dst_h) return;
@@ -172,10 +190,10 @@ extern "C" __global__ void inspector_preprocess(const unsigned char* src, void* 
         store(dst, p, 2, i, p.pad2);
         return;
     }
-    int x0, x1, y0, y1;
-    float ax, ay;
-    linear_tap(dx, p.scale_x, p.src_w, &x0, &x1, &ax);
-    linear_tap(dy, p.scale_y, p.src_h, &y0, &y1, &ay);
+    int x0 = taps[2 * dx], wx = taps[2 * dx + 1];
+    int y0 = taps[2 * (p.new_w + dy)], wy = taps[2 * (p.new_w + dy) + 1];
+    int x1 = x0 + 1 < p.src_w ? x0 + 1 : p.src_w - 1;
+    int y1 = y0 + 1 < p.src_h ? y0 + 1 : p.src_h - 1;
     Px q[4];
     if (p.fmt == 3) {
         bayer_quad(src, p, x0, x1, y0, y1, q);
@@ -183,15 +201,13 @@ extern "C" __global__ void inspector_preprocess(const unsigned char* src, void* 
         q[0] = pixel_at(src, p, x0, y0); q[1] = pixel_at(src, p, x1, y0);
         q[2] = pixel_at(src, p, x0, y1); q[3] = pixel_at(src, p, x1, y1);
     }
-    Px a = q[0], b = q[1], c = q[2], d = q[3];
-    float bx = 1.0f - ax, by = 1.0f - ay;
-    float vb = (a.b * bx + b.b * ax) * by + (c.b * bx + d.b * ax) * ay;
-    float vg = (a.g * bx + b.g * ax) * by + (c.g * bx + d.g * ax) * ay;
-    float vr = (a.r * bx + b.r * ax) * by + (c.r * bx + d.r * ax) * ay;
+    float vb = (float)lerp_u8(q[0].b, q[1].b, q[2].b, q[3].b, wx, wy);
+    float vg = (float)lerp_u8(q[0].g, q[1].g, q[2].g, q[3].g, wx, wy);
+    float vr = (float)lerp_u8(q[0].r, q[1].r, q[2].r, q[3].r, wx, wy);
     float c0 = p.out_rgb ? vr : vb, c2 = p.out_rgb ? vb : vr;
-    store(dst, p, 0, i, c0 * p.mul0 + p.add0);
-    store(dst, p, 1, i, vg * p.mul1 + p.add1);
-    store(dst, p, 2, i, c2 * p.mul2 + p.add2);
+    store(dst, p, 0, i, FADD(FMUL(c0, p.mul0), p.add0));
+    store(dst, p, 1, i, FADD(FMUL(vg, p.mul1), p.add1));
+    store(dst, p, 2, i, FADD(FMUL(c2, p.mul2), p.add2));
 }
 """
 
@@ -218,8 +234,6 @@ _INT_FIELDS = (
     "fp16",
 )
 _FLOAT_FIELDS = (
-    "scale_x",
-    "scale_y",
     "mul0",
     "mul1",
     "mul2",
@@ -280,15 +294,40 @@ def kernel_params(
         dst_h=dst_h,
         out_rgb=int(cfg.channel_order == "RGB"),
         fp16=int(fp16),
-        # cv2.resize computes the source step as 1/(dst/src) in double.
-        scale_x=1.0 / (new_w / src_w),
-        scale_y=1.0 / (new_h / src_h),
     )
     for c in range(3):
         setattr(p, f"mul{c}", float(scale[c]))
         setattr(p, f"add{c}", float(offset[c]))
         setattr(p, f"pad{c}", float(pad_out[c]))
     return p, geo
+
+
+def resize_taps(params: KernelParams) -> npt.NDArray[np.int32]:
+    """The kernel's ``taps`` table: for each resized column, then each resized row, the
+    first source index and the weights ``w0 << 16 | w1`` (in 1/2048), computed exactly as
+    ``cv2.resize(INTER_LINEAR)`` computes them for uint8 (``resize.cpp``: the step is
+    ``1/(dst/src)`` in double, ``fx`` is rounded to float32, an index before the first or
+    at/after the last pixel clamps with weight 0, weights are ``cvRound(w * 2048)``)."""
+    parts = [
+        _axis_taps(int(params.new_w), int(params.src_w)),
+        _axis_taps(int(params.new_h), int(params.src_h)),
+    ]
+    return np.ascontiguousarray(np.concatenate(parts).reshape(-1), dtype=np.int32)
+
+
+def _axis_taps(dst: int, src: int) -> npt.NDArray[np.int64]:
+    scale = 1.0 / (dst / src)
+    f = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+    i = np.floor(f).astype(np.int64)
+    a = (f - i.astype(np.float32)).astype(np.float32)
+    low, high = i < 0, i >= src - 1
+    a[low | high] = 0.0
+    i[low] = 0
+    i[high] = src - 1
+    one = np.float32(1.0)
+    w0 = np.rint((one - a) * np.float32(2048)).astype(np.int64)
+    w1 = np.rint(a * np.float32(2048)).astype(np.int64)
+    return np.stack([i, (w0 << 16) | w1], axis=1)
 
 
 def source_bytes(params: KernelParams) -> int:

@@ -22,3 +22,18 @@ def tiny_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny_detector.ts"
     traced.save(str(path))
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cuda_initialised() -> None:
+    """The CUDA driver (and torch's CUDA, where present) initialised once, before any
+    test's leak snapshot: the driver keeps a socket open for the process's lifetime
+    (seen on the H200: ``socket:[…]`` after the first test's first CUDA call)."""
+    from inspector.nvidia import driver as cu
+
+    cu.make_current()
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.cuda.init()

@@ -29,6 +29,7 @@ class AsyncRunner:
     """Parts complete on timer threads after 0-3 ms, in whatever order the timers fire."""
 
     keepalive_s: float | None = 0.002
+    overlaps = True
 
     def __init__(self, seed: int, *, done_at_submit: bool = False) -> None:
         self.rng = random.Random(seed)
@@ -144,3 +145,24 @@ def test_device_failures_fail_only_their_part_and_idle_ticks_run() -> None:
     assert set(errors) == {10, 20}
     assert "LAUNCH_FAILED" in errors[10] and "ILLEGAL_ADDRESS" in errors[20]
     assert runner.idles > 0, "the worker called idle() while nothing was waiting"
+
+
+@pytest.mark.parametrize("overlaps", [True, False])
+def test_the_quality_gate_runs_while_the_device_works_and_still_decides(overlaps: bool) -> None:
+    """A black frame is NG image_quality on both orders. With a runner that only enqueues
+    (a device runner) the part was submitted first and its ticket collected (the lane
+    freed); with a host runner the gate comes first and no model runs."""
+    from inspector.inspect import inspect_part
+
+    runner = AsyncRunner(seed=3)
+    runner.overlaps = overlaps
+    cfg = ModelConfig(path="m.onnx")  # type: ignore[arg-type]
+    model = LoadedModel(cfg, None, None, runner)  # type: ignore[arg-type]
+    recipe = LoadedRecipe(RecipeConfig(id=1, name="t", models=[cfg]), [model])
+    black = Frame(np.zeros((64, 64), np.uint8), "Mono8", 1, 0)
+    verdict, stage_ns = inspect_part(black, recipe)
+    assert verdict.reason is Reason.IMAGE_QUALITY
+    assert "quality" in stage_ns
+    assert runner.in_flight == 0, "every submitted ticket was collected"
+    assert ("device" in stage_ns) is overlaps  # the model ran only when overlapping
+    assert runner.max_in_flight == (1 if overlaps else 0)
