@@ -11,10 +11,12 @@ Each model of a recipe runs through a *runner* chosen once at load, by the model
 
 A runner's ``submit`` starts a part and ``collect`` finishes it, so the worker can keep
 several parts on the device (``inflight.py``); ``begin_part``/``finish_part`` do that for
-every model of a recipe, and ``inspect_part`` is both in one call. Every failure becomes
-an NG verdict with a reason code here, so nothing above this layer has to guess: a bad
-frame is ``no_image``, a frame the recipe's quality gate refuses (black, flat, saturated,
-blurred, no part) is ``image_quality``, a backend or model failure is ``error``.
+every model of a recipe, and ``inspect_part`` is both in one call. With device runners the
+quality gate runs on the host after the submit, while the GPU works; its NG still wins.
+Every failure becomes an NG verdict with a reason code here, so nothing above this layer
+has to guess: a bad frame is ``no_image``, a frame the recipe's quality gate refuses
+(black, flat, saturated, blurred, no part) is ``image_quality``, a backend or model
+failure is ``error``.
 ``prove_recipe`` runs the same path once at start, so a model whose outputs cannot be
 read stops the start instead of failing every part.
 """

@@ -29,8 +29,9 @@ class PipelineConfig(Section):
         ge=0,
         le=1000,
         description="While no part waits, replay the model on the GPU this often, so a part "
-        "after an idle gap gets the latency of one back to back (clocks up, caches warm); "
-        "0 turns it off. Models with preprocess.device 'cuda' only.",
+        "after an idle gap finds the GPU busy and the model warm; 0 turns it off. Models "
+        "with preprocess.device 'cuda' only. docs/gpu.md measures what it removes and what "
+        "is left (host-side).",
     )
     cpus: tuple[int, ...] = Field(
         (),
