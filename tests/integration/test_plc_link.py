@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -329,35 +328,51 @@ def test_server_role_plc_restarted_mid_run() -> None:
     assert all(s.counts().ok + s.counts().ng >= 30 for s in sims)
 
 
+_DROPPING_PEER = """
+import socket, sys, time
+srv = socket.create_server(("127.0.0.1", 0))
+print(srv.getsockname()[1], flush=True)
+while True:
+    conn, _ = srv.accept()
+    print(time.monotonic(), flush=True)
+    conn.close()
+"""
+
+
 def test_reconnect_backoff_doubles_against_a_peer_that_drops_every_connection() -> None:
-    """A 'PLC' that accepts and closes at once must not cause a tight reconnect loop."""
-    accepts: list[float] = []
-    stop = threading.Event()
-    srv = socket.create_server(("127.0.0.1", 0))
-    srv.settimeout(0.05)
+    """A 'PLC' that accepts and closes at once must not cause a tight reconnect loop.
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except TimeoutError:
-                continue
-            accepts.append(time.monotonic())
-            conn.close()
-
-    thread = threading.Thread(target=serve, name="dropping-peer")
-    thread.start()
-    cfg = client_cfg(
-        srv.getsockname()[1], backoff_s=0.02, backoff_max_s=0.16, request_timeout_s=0.05
+    The peer runs in its own process with a blocking accept, so its timestamps are the
+    link's connection times: in this process it shared the GIL and the CPU with the link
+    under test, and a stalled accept once took two queued connections back to back (a
+    0 ms "gap" on CI). CLOCK_MONOTONIC is the same clock in both processes."""
+    peer = subprocess.Popen(
+        [sys.executable, "-c", _DROPPING_PEER], stdout=subprocess.PIPE, text=True
     )
-    running = RunningLink(cfg, budget_ms=50).start()
+    assert peer.stdout is not None
+    out = peer.stdout
+    accepts: list[float] = []
+
+    def read() -> None:
+        for line in out:  # ends when the peer is killed
+            accepts.append(float(line))
+
+    reader = threading.Thread(target=read, name="dropping-peer-reader")
     try:
-        wait_for(lambda: len(accepts) >= 7, what="seven connection attempts")
+        port = int(out.readline())
+        reader.start()
+        cfg = client_cfg(port, backoff_s=0.02, backoff_max_s=0.16, request_timeout_s=0.05)
+        running = RunningLink(cfg, budget_ms=50).start()
+        try:
+            wait_for(lambda: len(accepts) >= 7, what="seven connection attempts")
+        finally:
+            running.stop()
     finally:
-        running.stop()
-        stop.set()
-        thread.join(5.0)
-        srv.close()
+        peer.kill()
+        peer.wait(5)
+        if reader.ident is not None:
+            reader.join(5)
+        out.close()
     # Each gap is the backoff (±20 % jitter), plus at most the request timeout.
     gaps = [b - a for a, b in itertools.pairwise(accepts)]
     assert all(g >= 0.015 for g in gaps)  # never a tight loop
