@@ -214,7 +214,7 @@ def begin_part(frame: Frame, recipe: LoadedRecipe) -> PartInFlight:
     part = PartInFlight(recipe)
     overlap = all(m.runner.overlaps for m in recipe.models)
     if not overlap:
-        _gate(frame, part)
+        _gate_into(part, frame)
         if part.refused is not None or part.error is not None:
             return part
     for model in recipe.models:
@@ -224,11 +224,12 @@ def begin_part(frame: Frame, recipe: LoadedRecipe) -> PartInFlight:
             part.error = exc
             break
     if overlap and part.error is None:
-        _gate(frame, part)
+        _gate_into(part, frame)
     return part
 
 
-def _gate(frame: Frame, part: PartInFlight) -> None:
+def _gate_into(part: PartInFlight, frame: Frame) -> None:
+    """Run the recipe's gate on ``frame``; its NG or its failure goes into ``part``."""
     try:
         part.refused = gate(frame, part.recipe.cfg.quality, part.stage_ns)
     except Exception as exc:  # collected into the verdict by finish_part
