@@ -13,18 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
 import socket
 import struct
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from asyncua import Client
 from hypothesis import given, settings
@@ -32,6 +25,7 @@ from hypothesis import strategies as st
 
 from inspector.plant.spool import Spool
 from tests.support.common import free_port
+from tests.support.daemon_process import DaemonProcess, daemon_process
 from tests.support.onnx_models import make_detector_onnx
 from tests.support.opcua_client_worker import ClientProcess
 from tests.support.plant import CONNACK_OK, FakeBroker
@@ -84,18 +78,12 @@ opcua: {{enabled: true, port: {opcua_port}}}
 """
 
 
-@dataclass
-class Station:
-    """The daemon under test: its process and what its JSON log said, line by line."""
+@dataclass(kw_only=True)
+class Station(DaemonProcess):
+    """The daemon under test, with the fake broker it talks to."""
 
-    proc: subprocess.Popen[str]
     broker: FakeBroker
     opcua_port: int
-    events: list[dict[str, Any]] = field(default_factory=list)
-    exit_code: int | None = None
-
-    def parts(self) -> list[dict[str, Any]]:
-        return [e for e in list(self.events) if e.get("event") == "part"]
 
 
 @contextlib.contextmanager
@@ -104,40 +92,13 @@ def running_station(tmp_path: Path, backoff: tuple[float, float]) -> Iterator[St
     cfg = tmp_path / "station.yaml"
     cfg.write_text(fuzz_config(tmp_path, mqtt_port, opcua_port, backoff))
     broker = FakeBroker(mqtt_port)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inspector", "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    station = Station(proc, broker, opcua_port)
-    ready = threading.Event()
-
-    def read() -> None:  # the daemon never blocks on its log pipe
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"event": "raw", "line": line.rstrip()}
-            station.events.append(event)
-            if event.get("event") == "ready":
-                ready.set()
-
-    reader = threading.Thread(target=read, name="test-station-stdout")
-    reader.start()
     try:
-        assert ready.wait(60), station.events[-10:]
-        yield station
+        with daemon_process(
+            cfg, lambda proc: Station(proc=proc, broker=broker, opcua_port=opcua_port)
+        ) as station:
+            yield station
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            station.exit_code = proc.wait(timeout=10)
-        finally:
-            proc.kill()
-            reader.join(5)
-            broker.close()
+        broker.close()
 
 
 def assert_healthy(station: Station, since: int = 0) -> None:

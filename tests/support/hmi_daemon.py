@@ -3,25 +3,19 @@ load tests of ``inspector/hmi``.
 
 ``python -m inspector run`` with the bundled demo detector, the sim camera, the internal
 trigger, the NG archive and the page on free loopback ports; stdout is read on a thread
-so the daemon never blocks on its log pipe.
+so the daemon never blocks on its log pipe (``daemon_process.py``).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.common import REPO, free_port
+from tests.support.daemon_process import DaemonProcess, daemon_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -39,15 +33,11 @@ ROI_INCLUDE = [[40, 40], [1240, 40], [1240, 984], [40, 984]]
 ROI_EXCLUDE = [[1040, 40], [1240, 40], [1240, 240], [1040, 240]]
 
 
-@dataclass
-class Daemon:
-    proc: subprocess.Popen[str]
+@dataclass(kw_only=True)
+class Daemon(DaemonProcess):
     url: str
     metrics_url: str
     archive: Path
-    events: list[dict] = field(default_factory=list)
-    exit_code: int | None = None
-    stop_s: float = 0.0
 
     def metrics(self) -> dict[str, float]:
         """The daemon's /metrics samples, by name with labels as printed."""
@@ -126,43 +116,9 @@ def running_daemon(
         extra_hmi=extra_hmi,
         archive=archive,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inspector", "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)},
-    )
-    daemon = Daemon(
-        proc,
-        f"http://127.0.0.1:{hmi_port}/",
-        f"http://127.0.0.1:{metrics_port}/metrics",
-        tmp / "archive",
-    )
-    ready = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"event": "raw", "line": line.rstrip()}
-            daemon.events.append(event)
-            if event.get("event") == "ready":
-                ready.set()
-
-    reader = threading.Thread(target=read, name="test-daemon-stdout")
-    reader.start()
-    try:
-        assert ready.wait(60), daemon.events[-10:]
+    url, metrics_url = f"http://127.0.0.1:{hmi_port}/", f"http://127.0.0.1:{metrics_port}/metrics"
+    with daemon_process(
+        cfg,
+        lambda proc: Daemon(proc=proc, url=url, metrics_url=metrics_url, archive=tmp / "archive"),
+    ) as daemon:
         yield daemon
-    finally:
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            daemon.exit_code = proc.wait(timeout=10)
-        finally:
-            proc.kill()
-            reader.join(5)
-        daemon.stop_s = time.monotonic() - t0
